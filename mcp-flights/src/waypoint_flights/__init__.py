@@ -1,0 +1,1 @@
+"""mcp-flights: flight search and booking over MCP."""

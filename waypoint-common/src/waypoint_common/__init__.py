@@ -1,0 +1,1 @@
+"""Waypoint's shared library: what every service needs, written once."""

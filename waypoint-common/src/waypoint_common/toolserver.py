@@ -1,0 +1,138 @@
+"""Scaffolding every MCP tool server runs on: one app with `/mcp`, `/healthz`, `/readyz`, `/admin`.
+
+A tool server package provides only `create_server(context) -> MCPServer`; this module wires
+settings, logging, telemetry, Redis, fault injection and the HTTP app around it, the same way
+for all four servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from redis.asyncio import Redis
+
+from waypoint_common.connections import connect_redis, redis_ready
+from waypoint_common.faults import FaultInjector, FaultPlan
+from waypoint_common.logs import setup_logging
+from waypoint_common.settings import ToolServerSettings
+from waypoint_common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool server's factory gets to build its tools with."""
+
+    service: str
+    settings: ToolServerSettings
+    redis: Redis
+
+
+ServerFactory = Callable[[ToolContext], MCPServer]
+
+
+def _transport_security(settings: ToolServerSettings) -> TransportSecuritySettings:
+    local = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*local, *settings.allowed_hosts],
+        allowed_origins=[f"http://{h}" for h in local],
+    )
+
+
+def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) -> FastAPI:
+    """The HTTP app of a tool server: MCP (stateless Streamable HTTP), health, readiness, admin."""
+    mcp.middleware.append(faults)
+    mcp_app = mcp.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        transport_security=_transport_security(context.settings),
+    )
+    redis = context.redis
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            log.info("serving", extra={"service": context.service, "path": MCP_PATH})
+            yield
+        await redis.aclose()
+
+    app = FastAPI(title=context.service, lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = context.settings.admin_token
+        if token is not None and authorization != f"Bearer {token}":
+            raise HTTPException(status_code=401, detail="admin token required")
+
+    admin = [Depends(require_admin)]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok", "service": context.service}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready: Redis answers."""
+        if await redis_ready(redis):
+            return JSONResponse({"status": "ready", "service": context.service})
+        return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
+
+    @app.get("/admin/faults", dependencies=admin)
+    async def get_faults() -> dict[str, Any]:
+        """The fault plan in force on this replica."""
+        return faults.plan.model_dump()
+
+    @app.put("/admin/faults", dependencies=admin)
+    async def put_faults(plan: FaultPlan) -> dict[str, Any]:
+        """Replace this replica's fault plan (an empty object clears it)."""
+        faults.replace(plan)
+        log.warning("fault plan replaced", extra={"plan": plan.model_dump()})
+        return faults.plan.model_dump()
+
+    @app.get("/admin/stats", dependencies=admin)
+    async def get_stats() -> dict[str, Any]:
+        """Tool calls that reached this replica, and the faults injected into them."""
+        return faults.stats()
+
+    @app.delete("/admin/stats", dependencies=admin)
+    async def reset_stats() -> dict[str, Any]:
+        faults.reset_stats()
+        return faults.stats()
+
+    app.mount("/", mcp_app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app
+
+
+def run_tool_server(service: str, factory: ServerFactory) -> int:
+    """Entry point shared by the tool servers' console scripts."""
+    settings = ToolServerSettings()
+    setup_logging(service, settings.log_level)
+    setup_telemetry(service, settings)
+    redis = connect_redis(str(settings.redis_url))
+    context = ToolContext(service=service, settings=settings, redis=redis)
+    faults = FaultInjector(FaultPlan.from_json(settings.faults), seed=settings.fault_seed)
+    app = build_tool_app(context, factory(context), faults)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
