@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from waypoint_common.toolserver import run_tool_server
-
 from waypoint_flights.server import SERVICE, create_server
 
 

@@ -10,17 +10,22 @@ import datetime as dt
 import random
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 from waypoint_common import geography
 from waypoint_common.geography import Place
 from waypoint_common.inventory import money, seeded_rng
-
 from waypoint_flights.models import Airport, Cabin, FlightSlice
 
 CABIN_CODES: dict[Cabin, str] = {"economy": "Y", "premium_economy": "W", "business": "J", "first": "F"}
 CABIN_BY_CODE: dict[str, Cabin] = {code: cabin for cabin, code in CABIN_CODES.items()}
-CABIN_PRICE_FACTOR: dict[Cabin, float] = {"economy": 1.0, "premium_economy": 1.6, "business": 3.2, "first": 5.5}
+CABIN_PRICE_FACTOR: dict[Cabin, float] = {
+    "economy": 1.0,
+    "premium_economy": 1.6,
+    "business": 3.2,
+    "first": 5.5,
+}
 CABIN_SEATS: dict[Cabin, int] = {"economy": 9, "premium_economy": 6, "business": 4, "first": 2}
 
 CARRIERS: tuple[tuple[str, str], ...] = (
@@ -37,9 +42,41 @@ CARRIERS: tuple[tuple[str, str], ...] = (
 )
 
 HUBS = (
-    "ATL", "DFW", "ORD", "LAX", "JFK", "MIA", "IAH", "SEA", "SFO", "DEN", "YYZ", "MEX", "PTY", "BOG",
-    "LIM", "SCL", "EZE", "GRU", "LHR", "CDG", "FRA", "AMS", "MAD", "IST", "DXB", "DOH", "ADD", "JNB",
-    "DEL", "SIN", "HKG", "NRT", "ICN", "SYD", "AKL",
+    "ATL",
+    "DFW",
+    "ORD",
+    "LAX",
+    "JFK",
+    "MIA",
+    "IAH",
+    "SEA",
+    "SFO",
+    "DEN",
+    "YYZ",
+    "MEX",
+    "PTY",
+    "BOG",
+    "LIM",
+    "SCL",
+    "EZE",
+    "GRU",
+    "LHR",
+    "CDG",
+    "FRA",
+    "AMS",
+    "MAD",
+    "IST",
+    "DXB",
+    "DOH",
+    "ADD",
+    "JNB",
+    "DEL",
+    "SIN",
+    "HKG",
+    "NRT",
+    "ICN",
+    "SYD",
+    "AKL",
 )
 
 _OFFER_ID = re.compile(r"^([A-Z]{3})([A-Z]{3})-(\d{8})-(\d{8}|OW)-([YWJF])-(\d)$")
@@ -94,8 +131,10 @@ class SimulatedFlights:
     ) -> list[OfferQuote]:
         ret = return_date.strftime("%Y%m%d") if return_date else "OW"
         stem = f"{origin.code}{destination.code}-{depart:%Y%m%d}-{ret}-{CABIN_CODES[cabin]}"
-        return [self._build(f"{stem}-{i}", origin, destination, depart, return_date, cabin, i)
-                for i in range(self.offers_per_day)]
+        return [
+            self._build(f"{stem}-{i}", origin, destination, depart, return_date, cabin, i)
+            for i in range(self.offers_per_day)
+        ]
 
     def quote(self, offer_id: str) -> OfferQuote:
         match = _OFFER_ID.match(offer_id)
@@ -112,8 +151,9 @@ class SimulatedFlights:
             raise UnknownOffer(offer_id)
         if return_date is not None and return_date < depart:
             raise UnknownOffer(offer_id)
-        return self._build(offer_id, origin, destination, depart, return_date, CABIN_BY_CODE[cabin_code],
-                           int(index))
+        return self._build(
+            offer_id, origin, destination, depart, return_date, CABIN_BY_CODE[cabin_code], int(index)
+        )
 
     def fare(self, quote: OfferQuote, seats_left: int) -> float:
         """Per-passenger price: the base fare, dearer as the cabin fills up."""
@@ -161,7 +201,7 @@ class SimulatedFlights:
         stops = len(via)
         path = [origin, *via, destination]
         minutes, flown = 0, 0.0
-        for i, (a, b) in enumerate(zip(path, path[1:], strict=False)):
+        for i, (a, b) in enumerate(pairwise(path)):
             leg_km = geography.great_circle_km(a, b)
             flown += leg_km
             minutes += _leg_minutes(leg_km)
@@ -194,7 +234,7 @@ def _connections(origin: Place, destination: Place, stops: int, rng: random.Rand
 
     def detour(path: list[Place]) -> float:
         full = [origin, *path, destination]
-        return sum(geography.great_circle_km(a, b) for a, b in zip(full, full[1:], strict=False)) - direct
+        return sum(geography.great_circle_km(a, b) for a, b in pairwise(full)) - direct
 
     firsts = sorted(hubs, key=lambda h: detour([h]))[:3]
     first = firsts[rng.randrange(len(firsts))]

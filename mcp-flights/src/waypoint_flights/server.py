@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
@@ -11,8 +10,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from waypoint_common.bookings import BookingLedger
 from waypoint_common.geography import great_circle_km
-from waypoint_common.idempotency import IdempotentWriteStore, WriteRefused, derived_id
 from waypoint_common.toolargs import (
     LocationText,
     PartySize,
@@ -22,13 +21,18 @@ from waypoint_common.toolargs import (
     check_travel_date,
 )
 from waypoint_common.toolserver import ToolContext
-
 from waypoint_flights.models import Cabin, FlightBooking, FlightOffer, FlightSearchResult
-from waypoint_flights.provider import FlightProvider, OfferQuote, SimulatedFlights, UnknownOffer, airport_model
+from waypoint_flights.provider import (
+    FlightProvider,
+    OfferQuote,
+    SimulatedFlights,
+    UnknownOffer,
+    airport_model,
+)
 
 SERVICE = "mcp-flights"
 MAX_TRIP_DAYS = 60
-_BOOKING_ID = re.compile(r"^FB-[0-9a-f]{10}-(.+)$")
+SEAT_COUNTER = "seats"
 
 OfferId = Annotated[str, Field(min_length=1, max_length=64, description="An offer_id from search_flights.")]
 BookingId = Annotated[str, Field(min_length=1, max_length=96, description="A booking_id from book_flight.")]
@@ -37,11 +41,17 @@ BookingId = Annotated[str, Field(min_length=1, max_length=96, description="A boo
 def create_server(context: ToolContext, provider: FlightProvider | None = None) -> MCPServer:
     """Build the flights MCP server on the given Redis."""
     flights = provider or SimulatedFlights()
-    store = IdempotentWriteStore(context.redis, "flights")
-    mcp = MCPServer(SERVICE, instructions="Search, book and cancel flights. Writes are idempotent by request_id.")
+    ledger = BookingLedger(context.redis, "flights", "flight", "FB")
+    mcp = MCPServer(
+        SERVICE, instructions="Search, book and cancel flights. Writes are idempotent by request_id."
+    )
 
-    async def priced(quote: OfferQuote, passengers: int) -> FlightOffer:
-        (left,) = await store.remaining(f"flight:{quote.offer_id}", ["seats"], quote.capacity)
+    async def priced(quotes: list[OfferQuote], passengers: int) -> list[FlightOffer]:
+        """The offers at today's fares, which depend on the seats left."""
+        seats_left = await ledger.remaining([(q.offer_id, SEAT_COUNTER, q.capacity) for q in quotes])
+        return [to_offer(q, left, passengers) for q, left in zip(quotes, seats_left, strict=True)]
+
+    def to_offer(quote: OfferQuote, left: int, passengers: int) -> FlightOffer:
         per_passenger = flights.fare(quote, left)
         return FlightOffer(
             offer_id=quote.offer_id,
@@ -53,12 +63,6 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
             total_price=round(per_passenger * passengers, 2),
             seats_left=left,
         )
-
-    def booking_tag(booking_id: str) -> str:
-        match = _BOOKING_ID.match(booking_id)
-        if match is None:
-            raise ToolError(f"booking_id: unknown booking {booking_id!r}")
-        return f"flight:{match.group(1)}"
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
     async def search_flights(
@@ -82,10 +86,16 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         if return_date is None:
             check_travel_date("depart_date", depart_date)
         else:
-            check_date_range("depart_date", depart_date, "return_date", return_date,
-                             max_days=MAX_TRIP_DAYS, allow_same_day=True)
+            check_date_range(
+                "depart_date",
+                depart_date,
+                "return_date",
+                return_date,
+                max_days=MAX_TRIP_DAYS,
+                allow_same_day=True,
+            )
         quotes = flights.search(src, dst, depart_date, return_date, cabin)
-        offers = [await priced(q, passengers) for q in quotes]
+        offers = await priced(quotes, passengers)
         bookable = sorted((o for o in offers if o.seats_left >= passengers), key=lambda o: o.total_price)
         return FlightSearchResult(
             origin=airport_model(src),
@@ -107,10 +117,9 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         except UnknownOffer:
             raise ToolError(f"offer_id: unknown offer {offer_id!r}") from None
         check_travel_date("offer_id", quote.departs)
-        offer = await priced(quote, passengers)
-        booking_id = f"{derived_id('FB', request_id)}-{offer_id}"
+        (offer,) = await priced([quote], passengers)
         booking = FlightBooking(
-            booking_id=booking_id,
+            booking_id=ledger.booking_id(request_id, offer_id),
             status="confirmed",
             passengers=passengers,
             price_per_passenger=offer.price_per_passenger,
@@ -118,50 +127,35 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
             offer=offer,
             booked_at=dt.datetime.now(dt.UTC),
         )
-        try:
-            outcome = await store.commit(
-                tool="book_flight",
-                arguments={"offer_id": offer_id, "passengers": passengers},
-                request_id=request_id,
-                tag=f"flight:{offer_id}",
-                booking_id=booking_id,
-                booking=booking.model_dump(mode="json"),
-                counters=["seats"],
-                amount=passengers,
-                initial=quote.capacity,
-                sold_out_field="offer_id",
-            )
-        except WriteRefused as exc:
-            raise ToolError(str(exc)) from None
-        return FlightBooking.model_validate(outcome.result)
+        stored = await ledger.book(
+            tool="book_flight",
+            arguments={"offer_id": offer_id, "passengers": passengers},
+            request_id=request_id,
+            item_id=offer_id,
+            booking=booking.model_dump(mode="json"),
+            counters=[SEAT_COUNTER],
+            amount=passengers,
+            initial=quote.capacity,
+            item_field="offer_id",
+        )
+        return FlightBooking.model_validate(stored)
 
     @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True))
     async def cancel_flight_booking(booking_id: BookingId, request_id: RequestId) -> FlightBooking:
         """Cancel a booking and release its seats. Idempotent: seats come back exactly once."""
-        tag = booking_tag(booking_id)
-        current = await store.get(tag, booking_id)
-        if current is None:
-            raise ToolError(f"booking_id: unknown booking {booking_id!r}")
-        try:
-            outcome = await store.release(
-                tool="cancel_flight_booking",
-                arguments={"booking_id": booking_id},
-                request_id=request_id,
-                tag=tag,
-                booking_id=booking_id,
-                counters=["seats"],
-                amount=int(current["passengers"]),
-            )
-        except WriteRefused as exc:
-            raise ToolError(str(exc)) from None
-        return FlightBooking.model_validate(outcome.result)
+        current = await ledger.get(booking_id)
+        cancelled = await ledger.cancel(
+            tool="cancel_flight_booking",
+            booking_id=booking_id,
+            request_id=request_id,
+            counters=[SEAT_COUNTER],
+            amount=int(current["passengers"]),
+        )
+        return FlightBooking.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
     async def get_flight_booking(booking_id: BookingId) -> FlightBooking:
         """A booking as it stands now (confirmed or cancelled)."""
-        current = await store.get(booking_tag(booking_id), booking_id)
-        if current is None:
-            raise ToolError(f"booking_id: unknown booking {booking_id!r}")
-        return FlightBooking.model_validate(current)
+        return FlightBooking.model_validate(await ledger.get(booking_id))
 
     return mcp

@@ -78,6 +78,10 @@ class FaultInjector:
     def replace(self, plan: FaultPlan) -> None:
         self._plan = plan
 
+    def describe(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
+        return {tool: spec.model_dump() for tool, spec in self._plan.root.items()}
+
     def spec_for(self, tool: str) -> FaultSpec | None:
         return self._plan.root.get(tool) or self._plan.root.get(ANY_TOOL)
 
@@ -111,9 +115,9 @@ class FaultInjector:
             self.injected[f"{tool}:error"] += 1
             raise InjectedFault(tool, "service error")
         result = await call_next(ctx)
-        succeeded = not (
-            isinstance(result, CallToolResult) and result.is_error
-        ) and not (isinstance(result, dict) and result.get("isError") is True)
+        succeeded = not (isinstance(result, CallToolResult) and result.is_error) and not (
+            isinstance(result, dict) and result.get("isError") is True
+        )
         if succeeded and self._roll(spec.lose_response_rate):
             self.injected[f"{tool}:lose_response"] += 1
             raise InjectedFault(tool, "response lost after the call completed")

@@ -109,13 +109,18 @@ class Fleet:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         out = None
         if self._log_dir is not None:
             out = (self._log_dir / f"{name}.log").open("ab")
         # Own session: Ctrl-C reaches only this launcher, which then stops the fleet in order.
         proc = subprocess.Popen(
-            argv, env={**self._environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT if out else None,
+            argv,
+            env={**self._environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -126,7 +131,9 @@ class Fleet:
             return self._environ["REDIS_URL"]
         server = shutil.which("redis-server")
         if server is None:
-            raise RuntimeError("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
+            raise RuntimeError(
+                "redis-server not found: install it (apt-get install redis-server) or set REDIS_URL"
+            )
         port = int(self._environ.get("REDIS_PORT", "6380"))
         data = tempfile.mkdtemp(prefix="waypoint-redis-")
         proc = self._spawn(
@@ -138,9 +145,13 @@ class Fleet:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"redis-server on port {port} exited (is the port taken?)")
-            ping = subprocess.run(
-                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
-            ) if shutil.which("redis-cli") else None
+            ping = (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+                )
+                if shutil.which("redis-cli")
+                else None
+            )
             if ping is None or ping.stdout.strip() == "PONG":
                 break
             time.sleep(0.1)
@@ -154,7 +165,12 @@ class Fleet:
         mcp_urls = {s.name: f"http://{HOST}:{ports[s.name]}/mcp" for s in TOOL_SERVERS}
         for spec in FLEET:
             env = service_environment(
-                spec, host=HOST, port=ports[spec.name], redis_url=redis_url, mcp_urls=mcp_urls, otel_endpoint=otel
+                spec,
+                host=HOST,
+                port=ports[spec.name],
+                redis_url=redis_url,
+                mcp_urls=mcp_urls,
+                otel_endpoint=otel,
             )
             # Optional settings left empty here take the caller's value, or the service default.
             env = {k: v or self._environ.get(k, "") for k, v in env.items()}
@@ -167,7 +183,9 @@ class Fleet:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM everything (the orchestrator first, Redis last), then SIGKILL what remains."""
-        order = [n for n in reversed(list(self.procs)) if n != "redis"] + (["redis"] if "redis" in self.procs else [])
+        order = [n for n in reversed(list(self.procs)) if n != "redis"] + (
+            ["redis"] if "redis" in self.procs else []
+        )
         for name in order:
             proc = self.procs[name]
             if proc.poll() is None:
@@ -198,10 +216,15 @@ def running_fleet(environ: Mapping[str, str], bin_dir: Path, log_dir: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="waypoint-fleet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="write each service's log to DIR/<service>.log instead of this terminal")
+    parser = argparse.ArgumentParser(
+        prog="waypoint-fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="write each service's log to DIR/<service>.log instead of this terminal",
+    )
     args = parser.parse_args(argv)
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)

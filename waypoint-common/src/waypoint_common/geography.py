@@ -12,7 +12,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import airportsdata
@@ -117,7 +116,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _place(row: dict[str, Any]) -> Place:
+def _place(row: airportsdata.Airport) -> Place:
     return Place(
         code=row["iata"],
         airport=row["name"],
@@ -132,7 +131,7 @@ def _place(row: dict[str, Any]) -> Place:
 
 @cache
 def _airports() -> dict[str, Place]:
-    rows: dict[str, dict[str, Any]] = airportsdata.load("IATA")
+    rows = airportsdata.load("IATA")
     return {code: _place(row) for code, row in rows.items() if row.get("tz") and len(code) == 3}
 
 
@@ -196,12 +195,50 @@ def great_circle_km(a: Place, b: Place) -> float:
 
 # Relative price level of a country (1.0 = United States), for hotels and restaurants.
 _COST_INDEX: dict[str, float] = {
-    "CH": 1.5, "NO": 1.35, "IS": 1.4, "DK": 1.25, "GB": 1.15, "IE": 1.1, "US": 1.0, "AU": 1.0,
-    "NZ": 0.95, "CA": 0.95, "JP": 0.9, "FR": 1.0, "DE": 0.95, "NL": 1.0, "AT": 0.95, "SE": 1.05,
-    "FI": 1.05, "BE": 0.95, "IT": 0.9, "ES": 0.8, "PT": 0.7, "GR": 0.7, "CZ": 0.65, "PL": 0.6,
-    "CL": 0.7, "AR": 0.55, "BR": 0.6, "PE": 0.5, "MX": 0.55, "CO": 0.45, "ZA": 0.5, "TH": 0.45,
-    "VN": 0.4, "ID": 0.4, "IN": 0.35, "NP": 0.35, "CN": 0.6, "KR": 0.8, "SG": 1.1, "AE": 1.0,
-    "TR": 0.5, "EG": 0.35, "MA": 0.45, "KE": 0.45,
+    "CH": 1.5,
+    "NO": 1.35,
+    "IS": 1.4,
+    "DK": 1.25,
+    "GB": 1.15,
+    "IE": 1.1,
+    "US": 1.0,
+    "AU": 1.0,
+    "NZ": 0.95,
+    "CA": 0.95,
+    "JP": 0.9,
+    "FR": 1.0,
+    "DE": 0.95,
+    "NL": 1.0,
+    "AT": 0.95,
+    "SE": 1.05,
+    "FI": 1.05,
+    "BE": 0.95,
+    "IT": 0.9,
+    "ES": 0.8,
+    "PT": 0.7,
+    "GR": 0.7,
+    "CZ": 0.65,
+    "PL": 0.6,
+    "CL": 0.7,
+    "AR": 0.55,
+    "BR": 0.6,
+    "PE": 0.5,
+    "MX": 0.55,
+    "CO": 0.45,
+    "ZA": 0.5,
+    "TH": 0.45,
+    "VN": 0.4,
+    "ID": 0.4,
+    "IN": 0.35,
+    "NP": 0.35,
+    "CN": 0.6,
+    "KR": 0.8,
+    "SG": 1.1,
+    "AE": 1.0,
+    "TR": 0.5,
+    "EG": 0.35,
+    "MA": 0.45,
+    "KE": 0.45,
 }
 
 

@@ -158,12 +158,18 @@ class IdempotentWriteStore:
             # Expired and re-claimed by someone else between our two calls.
             raise RequestIdConflict
 
-    async def remaining(self, tag: str, counters: Sequence[str], initial: int) -> list[int]:
-        """Capacity left on each counter (`initial` where nothing was taken yet)."""
+    async def remaining(self, counters: Sequence[tuple[str, str, int]]) -> list[int]:
+        """Capacity left on each `(tag, counter, initial)`: `initial` where nothing was taken yet.
+
+        One round trip (a non-transactional pipeline, which Redis Cluster clients split by slot).
+        """
         if not counters:
             return []
-        values = await self._redis.mget([self.capacity_key(tag, c) for c in counters])
-        return [initial if v is None else int(v) for v in values]
+        pipe = self._redis.pipeline(transaction=False)
+        for tag, counter, _ in counters:
+            pipe.get(self.capacity_key(tag, counter))
+        values = await pipe.execute()
+        return [initial if v is None else int(v) for v, (_, _, initial) in zip(values, counters, strict=True)]
 
     async def commit(
         self,
@@ -243,7 +249,10 @@ class IdempotentWriteStore:
         if self._ttl:
             await self._redis.expire(keys[0], self._ttl)
         kind: Literal["cancelled", "already_cancelled", "replay"] = (
-            "cancelled" if outcome == "cancelled" else "already_cancelled" if outcome == "already_cancelled"
+            "cancelled"
+            if outcome == "cancelled"
+            else "already_cancelled"
+            if outcome == "already_cancelled"
             else "replay"
         )
         return WriteOutcome(orjson.loads(payload), kind)

@@ -75,6 +75,8 @@ def check_date_range(
     check_travel_date(end_field, end)
     if end < start or (end == start and not allow_same_day):
         relation = "on or after" if allow_same_day else "after"
-        raise ToolError(f"{end_field}: {end.isoformat()} must be {relation} {start_field} {start.isoformat()}")
+        raise ToolError(
+            f"{end_field}: {end.isoformat()} must be {relation} {start_field} {start.isoformat()}"
+        )
     if (end - start).days > max_days:
         raise ToolError(f"{end_field}: the range from {start_field} spans more than {max_days} days")

@@ -94,14 +94,14 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
     @app.get("/admin/faults", dependencies=admin)
     async def get_faults() -> dict[str, Any]:
         """The fault plan in force on this replica."""
-        return faults.plan.model_dump()
+        return faults.describe()
 
     @app.put("/admin/faults", dependencies=admin)
     async def put_faults(plan: FaultPlan) -> dict[str, Any]:
         """Replace this replica's fault plan (an empty object clears it)."""
         faults.replace(plan)
-        log.warning("fault plan replaced", extra={"plan": plan.model_dump()})
-        return faults.plan.model_dump()
+        log.warning("fault plan replaced", extra={"plan": faults.describe()})
+        return faults.describe()
 
     @app.get("/admin/stats", dependencies=admin)
     async def get_stats() -> dict[str, Any]:

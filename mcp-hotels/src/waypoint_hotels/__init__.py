@@ -1,0 +1,1 @@
+"""mcp-hotels: hotel search and booking over MCP."""

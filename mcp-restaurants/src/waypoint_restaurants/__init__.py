@@ -1,0 +1,1 @@
+"""mcp-restaurants: restaurant search and table reservations over MCP."""

@@ -1,0 +1,1 @@
+"""mcp-weather: daily forecasts over MCP."""

@@ -1,0 +1,16 @@
+"""`mcp-weather`: serve the weather tool over MCP Streamable HTTP."""
+
+from __future__ import annotations
+
+import sys
+
+from waypoint_common.toolserver import run_tool_server
+from waypoint_weather.server import SERVICE, create_server
+
+
+def main() -> int:
+    return run_tool_server(SERVICE, create_server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

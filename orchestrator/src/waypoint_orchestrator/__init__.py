@@ -1,0 +1,1 @@
+"""The Waypoint orchestrator: the public trip API."""
