@@ -182,7 +182,14 @@ class Fleet:
             self.urls[spec.name] = f"{base}/mcp" if spec.tool_server else base
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM everything (the orchestrator first, Redis last), then SIGKILL what remains."""
+        """SIGTERM everything (the orchestrator first, Redis last), then SIGKILL what remains.
+
+        Further Ctrl-C and SIGTERM are ignored meanwhile: `uv run` forwards the terminal's
+        SIGINT to us, which a process group already delivered, and a second interrupt in the
+        middle of stopping would leave services behind.
+        """
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         order = [n for n in reversed(list(self.procs)) if n != "redis"] + (
             ["redis"] if "redis" in self.procs else []
         )
@@ -233,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicitly, because a process started in the background by a shell inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGTERM, on_term)
     try:
         with running_fleet(os.environ, bin_dir, args.log_dir) as fleet:

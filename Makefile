@@ -1,0 +1,56 @@
+# Waypoint: `make run` starts the fleet on this machine, `make test` checks everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+# A uv on PATH is used as is; otherwise one is installed into .tools/ with the system Python.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: help setup redis-server run test lint typecheck compose-check pytest bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(UV) ## Create the environment (.venv) from uv.lock
+	$(UV) sync --frozen
+
+redis-server: ## Make sure redis-server is installed (apt-get, dnf or brew when it is not)
+	@command -v redis-server >/dev/null && exit 0; \
+	echo "redis-server not found; installing it"; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	if command -v apt-get >/dev/null; then $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; \
+	elif command -v dnf >/dev/null; then $$SUDO dnf install -y -q redis; \
+	elif command -v brew >/dev/null; then brew install redis; \
+	else echo "install redis-server, or set REDIS_URL for make run" >&2; exit 1; fi; \
+	command -v redis-server >/dev/null
+
+run: setup ## Start Redis, the four tool servers and the orchestrator on 127.0.0.1 (Ctrl-C stops all)
+	@if [ -z "$$REDIS_URL" ]; then $(MAKE) --no-print-directory redis-server; fi
+	$(RUN) waypoint-fleet
+
+lint: setup ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: setup ## mypy --strict over every package and the tests
+	$(RUN) mypy
+
+compose-check: setup ## Validate compose.yaml against the compose spec
+	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+
+pytest: setup redis-server ## The test suite (starts its own redis-server and services)
+	$(RUN) pytest
+
+test: lint typecheck compose-check pytest ## Everything CI runs: lint, type check, compose check, tests
+
+bench: setup redis-server ## MCP latency/throughput against a bare FastAPI floor (127.0.0.1 only)
+	$(RUN) python -m bench.mcp_latency
+
+clean: ## Remove the environment and caches
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,194 @@
+"""Helpers for the suite: real processes on free loopback ports, and an MCP client per call site."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout}s")
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed; `make test` installs it (apt-get install redis-server)"
+            )
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="waypoint-test-redis-")
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = cls(port, proc, workdir)
+
+        def pong() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+
+        wait_until(pong, 10, "redis-server")
+        return server
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class ServiceProcess:
+    """One of our services, started from its console script on a free port."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    @classmethod
+    def start(
+        cls, command: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None
+    ) -> ServiceProcess:
+        service = cls.spawn(command, env, log_dir, port=port)
+        service.wait_ready()
+        return service
+
+    @classmethod
+    def spawn(
+        cls, command: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None
+    ) -> ServiceProcess:
+        """Start the process without waiting for it (start several, then `wait_ready` each)."""
+        port = port or free_port()
+        log_path = log_dir / f"{command}-{port}.log"
+        full_env = {
+            **os.environ,
+            "WAYPOINT_HOST": "127.0.0.1",
+            "WAYPOINT_PORT": str(port),
+            "WAYPOINT_ENVIRONMENT": "test",
+            **env,
+        }
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([str(BIN / command)], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        return cls(command, port, proc, log_path, dict(env))
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
+            return httpx2.get(f"{self.base_url}/readyz", timeout=1).status_code == 200
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if ready():
+                    return
+            except RuntimeError:
+                raise
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def admin(self, method: str, path: str, json: Any = None) -> Any:
+        response = httpx2.request(method, f"{self.base_url}{path}", json=json, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(url: str, *, read_timeout: float = 10.0) -> AsyncIterator[Client]:
+    """A pooled MCP client over Streamable HTTP."""
+    async with (
+        httpx2.AsyncClient(timeout=httpx2.Timeout(read_timeout + 5)) as http,
+        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=read_timeout) as client,
+    ):
+        yield client
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a successful call; fails the test with the error text otherwise."""
+    if result.is_error:
+        texts = [getattr(c, "text", "") for c in result.content]
+        raise AssertionError(f"tool error: {' '.join(texts)}")
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+def error_text(result: CallToolResult) -> str:
+    assert result.is_error, f"expected a tool error, got {result.structured_content}"
+    return " ".join(getattr(c, "text", "") for c in result.content)
