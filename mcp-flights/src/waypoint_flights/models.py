@@ -22,8 +22,10 @@ class Airport(BaseModel):
 class FlightSlice(BaseModel):
     """One direction of travel, possibly with connections."""
 
-    origin: Airport
-    destination: Airport
+    origin: str = Field(description="IATA code of the departure airport.")
+    origin_tz: str = Field(description="IANA time zone of the departure airport.")
+    destination: str = Field(description="IATA code of the arrival airport.")
+    destination_tz: str = Field(description="IANA time zone of the arrival airport.")
     flight_numbers: list[str] = Field(description="One flight number per leg.")
     via: list[str] = Field(description="IATA codes of the connecting airports.")
     stops: int = Field(ge=0)

@@ -10,6 +10,7 @@ import datetime as dt
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import Protocol
 
@@ -132,7 +133,7 @@ class SimulatedFlights:
         ret = return_date.strftime("%Y%m%d") if return_date else "OW"
         stem = f"{origin.code}{destination.code}-{depart:%Y%m%d}-{ret}-{CABIN_CODES[cabin]}"
         return [
-            self._build(f"{stem}-{i}", origin, destination, depart, return_date, cabin, i)
+            _build(f"{stem}-{i}", origin, destination, depart, return_date, cabin, i, _today())
             for i in range(self.offers_per_day)
         ]
 
@@ -151,8 +152,15 @@ class SimulatedFlights:
             raise UnknownOffer(offer_id)
         if return_date is not None and return_date < depart:
             raise UnknownOffer(offer_id)
-        return self._build(
-            offer_id, origin, destination, depart, return_date, CABIN_BY_CODE[cabin_code], int(index)
+        return _build(
+            offer_id,
+            origin,
+            destination,
+            depart,
+            return_date,
+            CABIN_BY_CODE[cabin_code],
+            int(index),
+            _today(),
         )
 
     def fare(self, quote: OfferQuote, seats_left: int) -> float:
@@ -160,69 +168,77 @@ class SimulatedFlights:
         scarcity = 1 + 0.6 * (1 - seats_left / quote.capacity)
         return money(quote.base_fare * scarcity)
 
-    def _build(
-        self,
-        offer_id: str,
-        origin: Place,
-        destination: Place,
-        depart: dt.date,
-        return_date: dt.date | None,
-        cabin: Cabin,
-        index: int,
-    ) -> OfferQuote:
-        rng = seeded_rng("offer", origin.code, destination.code, depart, return_date, index)
-        name, code = CARRIERS[rng.randrange(len(CARRIERS))]
-        carrier_factor = rng.uniform(0.85, 1.25)
-        legs = [self._slice(origin, destination, depart, code, rng)]
-        if return_date is not None:
-            legs.append(self._slice(destination, origin, return_date, code, rng))
-        fare = sum((40 + 0.035 * km) * (1.15 if s.stops == 0 else 1.0) for s, km in legs)
-        days_ahead = (depart - dt.datetime.now(dt.UTC).date()).days
-        advance = 1.35 if days_ahead < 14 else 1.15 if days_ahead < 30 else 1.0
-        weekend = 1.1 if depart.weekday() in (4, 6) else 1.0
-        base = fare * carrier_factor * advance * weekend * CABIN_PRICE_FACTOR[cabin]
-        return OfferQuote(
-            offer_id=offer_id,
-            carrier=name,
-            carrier_code=code,
-            cabin=cabin,
-            slices=tuple(s for s, _ in legs),
-            base_fare=money(base),
-            capacity=CABIN_SEATS[cabin],
-        )
 
-    def _slice(
-        self, origin: Place, destination: Place, day: dt.date, carrier: str, rng: random.Random
-    ) -> tuple[FlightSlice, float]:
-        """One direction of travel, and the distance actually flown."""
-        km = geography.great_circle_km(origin, destination)
-        stops = 0 if km < 1500 else rng.choice((0, 1)) if km < 5000 else rng.choice((1, 1, 2))
-        via = _connections(origin, destination, stops, rng)
-        stops = len(via)
-        path = [origin, *via, destination]
-        minutes, flown = 0, 0.0
-        for i, (a, b) in enumerate(pairwise(path)):
-            leg_km = geography.great_circle_km(a, b)
-            flown += leg_km
-            minutes += _leg_minutes(leg_km)
-            if i < len(path) - 2:
-                minutes += rng.choice((55, 75, 95, 120, 150))
-        departure = dt.datetime.combine(
-            day, dt.time(rng.randrange(6, 22), rng.choice((0, 10, 20, 30, 40, 50))), tzinfo=origin.zone
-        )
-        arrival = (departure + dt.timedelta(minutes=minutes)).astimezone(destination.zone)
-        numbers = [f"{carrier}{rng.randrange(100, 9900)}" for _ in range(len(path) - 1)]
-        flight = FlightSlice(
-            origin=airport_model(origin),
-            destination=airport_model(destination),
-            flight_numbers=numbers,
-            via=[p.code for p in via],
-            stops=stops,
-            departure_local=departure,
-            arrival_local=arrival,
-            duration_minutes=minutes,
-        )
-        return flight, flown
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@lru_cache(maxsize=16384)
+def _build(
+    offer_id: str,
+    origin: Place,
+    destination: Place,
+    depart: dt.date,
+    return_date: dt.date | None,
+    cabin: Cabin,
+    index: int,
+    today: dt.date,
+) -> OfferQuote:
+    """An offer: a pure function of the query and today's date (fares rise close to departure)."""
+    rng = seeded_rng("offer", origin.code, destination.code, depart, return_date, index)
+    name, code = CARRIERS[rng.randrange(len(CARRIERS))]
+    carrier_factor = rng.uniform(0.85, 1.25)
+    legs = [_slice(origin, destination, depart, code, rng)]
+    if return_date is not None:
+        legs.append(_slice(destination, origin, return_date, code, rng))
+    fare = sum((40 + 0.035 * km) * (1.15 if s.stops == 0 else 1.0) for s, km in legs)
+    days_ahead = (depart - today).days
+    advance = 1.35 if days_ahead < 14 else 1.15 if days_ahead < 30 else 1.0
+    weekend = 1.1 if depart.weekday() in (4, 6) else 1.0
+    base = fare * carrier_factor * advance * weekend * CABIN_PRICE_FACTOR[cabin]
+    return OfferQuote(
+        offer_id=offer_id,
+        carrier=name,
+        carrier_code=code,
+        cabin=cabin,
+        slices=tuple(s for s, _ in legs),
+        base_fare=money(base),
+        capacity=CABIN_SEATS[cabin],
+    )
+
+
+def _slice(
+    origin: Place, destination: Place, day: dt.date, carrier: str, rng: random.Random
+) -> tuple[FlightSlice, float]:
+    """One direction of travel, and the distance actually flown."""
+    km = geography.great_circle_km(origin, destination)
+    stops = 0 if km < 1500 else rng.choice((0, 1)) if km < 5000 else rng.choice((1, 1, 2))
+    via = _connections(origin, destination, stops, rng)
+    path = [origin, *via, destination]
+    minutes, flown = 0, 0.0
+    for i, (a, b) in enumerate(pairwise(path)):
+        leg_km = geography.great_circle_km(a, b)
+        flown += leg_km
+        minutes += _leg_minutes(leg_km)
+        if i < len(path) - 2:
+            minutes += rng.choice((55, 75, 95, 120, 150))
+    departure = dt.datetime.combine(
+        day, dt.time(rng.randrange(6, 22), rng.choice((0, 10, 20, 30, 40, 50))), tzinfo=origin.zone
+    )
+    arrival = (departure + dt.timedelta(minutes=minutes)).astimezone(destination.zone)
+    flight = FlightSlice(
+        origin=origin.code,
+        origin_tz=origin.tz,
+        destination=destination.code,
+        destination_tz=destination.tz,
+        flight_numbers=[f"{carrier}{rng.randrange(100, 9900)}" for _ in range(len(path) - 1)],
+        via=[p.code for p in via],
+        stops=len(via),
+        departure_local=departure,
+        arrival_local=arrival,
+        duration_minutes=minutes,
+    )
+    return flight, flown
 
 
 def _connections(origin: Place, destination: Place, stops: int, rng: random.Random) -> list[Place]:

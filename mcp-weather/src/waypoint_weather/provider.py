@@ -55,7 +55,7 @@ class SimulatedWeather:
         base_rain = 0.5 if lat < 15 else 0.22 if lat < 35 else 0.35
         base_rain -= 0.08 * seasonal if lat >= 35 else 0
         precip_p = round(min(0.95, max(0.02, base_rain + 0.3 * _noise(place, day, "rain"))), 2)
-        precip_mm = round(max(0.0, precip_p - 0.35) * 25 * (1 + _noise(place, day, "mm")) / 2, 1)
+        precip_mm = round(max(0.0, (precip_p - 0.35) * 25 * (1 + _noise(place, day, "mm")) / 2), 1)
         wind = round(max(0.0, 8 + 0.35 * lat + 10 * _noise(place, day, "wind")), 1)
         high, low = round(temp + spread / 2, 1), round(temp - spread / 2, 1)
         return DailyForecast(

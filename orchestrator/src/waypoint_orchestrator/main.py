@@ -37,5 +37,5 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             return JSONResponse({"status": "ready", "service": SERVICE})
         return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
     return app

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -46,6 +45,8 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
     """Install the global tracer and meter providers and the library instrumentations.
 
     Idempotent within a process: a second call returns the providers already installed.
+    FastAPI apps are instrumented where they are built; Redis here. HTTP clients are `httpx2`
+    (the MCP SDK's transport), which no OpenTelemetry package instruments.
     The sampler comes from the standard `OTEL_TRACES_SAMPLER` variables (the SDK default is
     parent-based always-on, so a trip is never half-sampled).
     """
@@ -70,7 +71,6 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     RedisInstrumentor().instrument(tracer_provider=tracer_provider)
-    HTTPXClientInstrumentor().instrument(tracer_provider=tracer_provider)
     _installed = Telemetry(tracer_provider, meter_provider)
     log.info("telemetry ready", extra={"otlp_endpoint": settings.otel_endpoint or "none"})
     return _installed

@@ -114,7 +114,7 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
         return faults.stats()
 
     app.mount("/", mcp_app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
     return app
 
 

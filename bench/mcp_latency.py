@@ -1,0 +1,151 @@
+"""`make bench`: MCP tool-call latency and throughput against a bare FastAPI floor.
+
+Everything runs on 127.0.0.1 and stops by itself: a redis-server and one mcp-flights process of
+our own, one pooled MCP client (and one httpx2 client for the floor), calls at concurrency 1
+and 32. Prints p50/p99 latency and calls per second, and whether the targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from tests.support import BIN, RedisServer, ServiceProcess, free_port, mcp_client, structured, wait_until
+
+Call = Callable[[], Awaitable[Any]]
+SEATS_PER_OFFER = 9  # economy
+
+
+@dataclass
+class Figures:
+    name: str
+    concurrency: int
+    p50_ms: float
+    p99_ms: float
+    per_second: float
+
+
+async def measure(name: str, call: Call, concurrency: int, total: int, warmup: int = 30) -> Figures:
+    for _ in range(warmup):
+        await call()
+    latencies: list[float] = []
+    tickets = itertools.count()
+
+    async def worker() -> None:
+        while next(tickets) < total:
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return Figures(name, concurrency, statistics.median(ordered), p99, len(ordered) / elapsed)
+
+
+async def run(calls: int, mcp_url: str, floor_url: str) -> list[Figures]:
+    today = dt.datetime.now(dt.UTC).date()
+    search_args = {
+        "origin": "SEA",
+        "destination": "SFO",
+        "depart_date": str(today + dt.timedelta(days=30)),
+        "passengers": 1,
+    }
+    results: list[Figures] = []
+    async with httpx2.AsyncClient(base_url=floor_url) as http, mcp_client(mcp_url) as client:
+        # Enough distinct offers that the bookings never sell out.
+        offers: list[str] = []
+        day = 20
+        while len(offers) * SEATS_PER_OFFER < 2 * (calls + 60):
+            found = structured(
+                await client.call_tool(
+                    "search_flights", {**search_args, "depart_date": str(today + dt.timedelta(days=day))}
+                )
+            )
+            offers += [o["offer_id"] for o in found["offers"]]
+            day += 1
+        seats = itertools.cycle(offers)
+
+        async def floor_call() -> None:
+            response = await http.post("/echo", json={"origin": "SEA", "destination": "SFO", "passengers": 1})
+            response.raise_for_status()
+
+        async def search() -> None:
+            structured(await client.call_tool("search_flights", search_args))
+
+        async def book() -> None:
+            structured(
+                await client.call_tool(
+                    "book_flight", {"offer_id": next(seats), "passengers": 1, "request_id": uuid.uuid4().hex}
+                )
+            )
+
+        for concurrency in (1, 32):
+            results.append(await measure("FastAPI floor", floor_call, concurrency, calls))
+            results.append(await measure("search_flights", search, concurrency, calls))
+            results.append(await measure("book_flight", book, concurrency, calls))
+    return results
+
+
+def report(results: list[Figures]) -> bool:
+    print(f"\n{'call':<16}{'concurrency':>12}{'p50 ms':>10}{'p99 ms':>10}{'calls/s':>10}")
+    for f in results:
+        print(f"{f.name:<16}{f.concurrency:>12}{f.p50_ms:>10.2f}{f.p99_ms:>10.2f}{f.per_second:>10.0f}")
+    by = {(f.name, f.concurrency): f for f in results}
+    floor = by[("FastAPI floor", 1)].p50_ms
+    search, book = by[("search_flights", 1)].p50_ms - floor, by[("book_flight", 1)].p50_ms - floor
+    rate = by[("search_flights", 32)].per_second
+    checks = [
+        ("search p50 within 1.5 ms of the floor (c=1)", search <= 1.5, f"+{search:.2f} ms"),
+        ("booking p50 within 2.5 ms of the floor (c=1)", book <= 2.5, f"+{book:.2f} ms"),
+        ("at least 500 searches/s (c=32)", rate >= 500, f"{rate:.0f}/s"),
+    ]
+    print()
+    for label, ok, value in checks:
+        print(f"{'met   ' if ok else 'MISSED'} {label}: {value}")
+    return all(ok for _, ok, _ in checks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000, help="measured calls per row (default 2000)")
+    args = parser.parse_args()
+    log_dir = Path(tempfile.mkdtemp(prefix="waypoint-bench-"))
+    redis = RedisServer.start()
+    flights = ServiceProcess.start(
+        "mcp-flights", {"REDIS_URL": redis.url, "WAYPOINT_LOG_LEVEL": "WARNING"}, log_dir
+    )
+    floor_port = free_port()
+    floor = subprocess.Popen([str(BIN / "python"), "-m", "bench.floor", "--port", str(floor_port)])
+    try:
+        floor_url = f"http://127.0.0.1:{floor_port}"
+        wait_until(lambda: httpx2.get(f"{floor_url}/readyz").status_code == 200, 20, "floor")
+        met = report(asyncio.run(run(args.calls, flights.mcp_url, floor_url)))
+    finally:
+        floor.terminate()
+        floor.wait()
+        flights.stop()
+        redis.stop()
+    # The figures are the product; missing a target is reported above, not an error.
+    print("\nall targets met" if met else "\nsome targets missed (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
