@@ -1,0 +1,184 @@
+"""The trip API's data: what a client sends, what the pipeline works on, what a client gets back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+TripKind = Literal["full_trip", "flights_only", "hotels_only", "weather_only", "dining_only"]
+Cabin = Literal["economy", "premium_economy", "business", "first"]
+TripStatus = Literal[
+    "queued",
+    "running",
+    "needs_input",
+    "planned",
+    "booking",
+    "booked",
+    "partial",
+    "over_budget",
+    "failed",
+    "cancelled",
+]
+# States a trip does not leave by itself (confirm and cancel may still move some of them).
+SETTLED_STATUSES: frozenset[str] = frozenset(
+    {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
+)
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Interest = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)
+]
+CurrencyCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
+]
+
+
+class Budget(BaseModel):
+    """The most the whole trip may cost, for all travellers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float = Field(gt=0, le=1_000_000)
+    currency: CurrencyCode = "USD"
+
+
+class DiningWish(BaseModel):
+    """Dinners to plan (and book): `fancy` means price level 3-4."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: Literal["fancy", "casual", "any"] = "any"
+    count: int = Field(1, ge=0, le=3)
+    cuisine: ShortText | None = None
+
+
+class TripRequest(BaseModel):
+    """`POST /v1/trips`: structured fields and/or a free-text `query`; structured fields win."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, "
+                    "under $3000 for two"
+                },
+                {
+                    "origin": "SEA",
+                    "destination": "Patagonia",
+                    "start_date": "2027-03-10",
+                    "days": 4,
+                    "travelers": 2,
+                    "budget": {"amount": 3000, "currency": "USD"},
+                    "interests": ["hiking"],
+                    "dining": {"style": "fancy", "count": 1},
+                    "book": False,
+                },
+            ]
+        },
+    )
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = (
+        None
+    )
+    kind: TripKind | None = Field(None, description="What to plan; inferred from the query when absent.")
+    origin: ShortText | None = Field(None, description="IATA code or city the travellers leave from.")
+    destination: ShortText | None = Field(None, description="IATA code, city or region ('Patagonia').")
+    start_date: dt.date | None = None
+    end_date: dt.date | None = Field(None, description="Last day of the trip (the return flight's day).")
+    days: int | None = Field(None, ge=1, le=30, description="Trip length in days, counting both ends.")
+    travelers: int | None = Field(None, ge=1, le=9)
+    budget: Budget | None = None
+    interests: list[Interest] = Field(default_factory=list, max_length=10)
+    dining: DiningWish | None = None
+    cabin: Cabin = "economy"
+    traveler_name: ShortText | None = Field(None, description="Name for the bookings.")
+    book: bool = Field(
+        False, description="Book at once; otherwise the trip stops at `planned` until confirmed."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_plan(self) -> TripRequest:
+        if self.query is None and self.destination is None:
+            raise ValueError("give a free-text `query`, or at least a `destination`")
+        return self
+
+
+class TripFields(BaseModel):
+    """What is known about a trip request, before validation. Every field is optional."""
+
+    kind: TripKind | None = None
+    origin: str | None = None
+    destination: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    days: int | None = None
+    travelers: int | None = None
+    budget: Budget | None = None
+    interests: list[str] = Field(default_factory=list)
+    dining: DiningWish | None = None
+
+
+class RouterDecision(BaseModel):
+    """The router's answer: what kind of request this is, and the fields it found."""
+
+    kind: TripKind | Literal["unsupported"]
+    reason: str = Field(description="Why this kind, in a sentence; for `unsupported`, what is not supported.")
+    fields: TripFields = Field(description="Structured fields merged over the extracted ones.")
+    extracted: TripFields = Field(description="What the free-text extractor found on its own.")
+    assumptions: list[str] = Field(default_factory=list, description="Choices made for the traveller.")
+
+
+class Problem(BaseModel):
+    """One reason a request cannot be planned yet."""
+
+    field: str
+    reason: str
+
+
+class PlaceRef(BaseModel):
+    code: str
+    city: str
+    country: str
+    lat: float
+    lon: float
+    tz: str
+
+
+class ResolvedTrip(BaseModel):
+    """A request that passed the validation gate: everything the planner needs, resolved."""
+
+    kind: TripKind
+    origin: PlaceRef | None = Field(None, description="Absent only where the kind needs no origin.")
+    destination: PlaceRef
+    start_date: dt.date
+    end_date: dt.date
+    travelers: int
+    budget_usd: float | None = Field(None, description="Absent only where the kind needs no budget.")
+    budget: Budget | None = None
+    interests: list[str] = Field(default_factory=list)
+    dining: DiningWish | None = None
+    cabin: Cabin = "economy"
+    traveler_name: str = "Waypoint Traveller"
+
+    @property
+    def days(self) -> int:
+        return (self.end_date - self.start_date).days + 1
+
+
+class GateResult(BaseModel):
+    """The validation gate's verdict: a resolved trip, or the problems that stop it."""
+
+    trip: ResolvedTrip | None = None
+    problems: list[Problem] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.trip is not None and not self.problems
+
+
+def jsonable(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
