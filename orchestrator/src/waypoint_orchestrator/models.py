@@ -167,6 +167,12 @@ class ResolvedTrip(BaseModel):
     def days(self) -> int:
         return (self.end_date - self.start_date).days + 1
 
+    @property
+    def dinner_count(self) -> int:
+        if self.dining is not None:
+            return self.dining.count
+        return 1 if self.kind == "dining_only" else 0
+
 
 class GateResult(BaseModel):
     """The validation gate's verdict: a resolved trip, or the problems that stop it."""
@@ -182,3 +188,114 @@ class GateResult(BaseModel):
 
 def jsonable(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
+
+
+class StepRecord(BaseModel):
+    """One step of a trip's plan and how it went."""
+
+    id: str
+    agent: str
+    action: str
+    depends_on: list[str] = Field(default_factory=list)
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    summary: str | None = None
+    error: str | None = None
+
+
+class BookingRecord(BaseModel):
+    """A booking the trip made at a tool server, and what became of it."""
+
+    kind: Literal["flight", "hotel", "dinner"]
+    booking_id: str
+    request_id: str
+    status: Literal["confirmed", "cancelled"]
+    amount_usd: float
+    description: str
+
+
+class CostLine(BaseModel):
+    item: str
+    amount_usd: float
+
+
+class BudgetUse(BaseModel):
+    budget_usd: float | None
+    total_usd: float
+    remaining_usd: float | None = None
+    shortfall_usd: float | None = None
+    within_budget: bool | None = None
+    lines: list[CostLine] = Field(default_factory=list)
+
+
+class ItineraryDay(BaseModel):
+    date: dt.date
+    day: int
+    title: str
+    activities: list[str] = Field(default_factory=list)
+    weather: str | None = None
+    outdoor_suitability: float | None = None
+    hike: bool = False
+    dinner: bool = False
+
+
+class Itinerary(BaseModel):
+    summary: str
+    days: list[ItineraryDay]
+    flight: dict[str, Any] | None = None
+    hotel: dict[str, Any] | None = None
+    dinners: list[dict[str, Any]] = Field(default_factory=list)
+    forecast: list[dict[str, Any]] = Field(default_factory=list)
+    budget: BudgetUse
+
+
+class Termination(BaseModel):
+    """Why the trip stopped where it did."""
+
+    reason: Literal[
+        "done",
+        "needs_input",
+        "unsupported",
+        "over_budget",
+        "booking_failed",
+        "cancelled",
+        "error",
+        "budget_exhausted",
+        "deadline",
+        "no_progress",
+    ]
+    detail: str = ""
+
+
+class Trip(BaseModel):
+    """A trip as stored in Redis and returned by the API."""
+
+    id: str
+    status: TripStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    request: TripRequest
+    kind: TripKind | Literal["unsupported"] | None = None
+    decision: RouterDecision | None = None
+    problems: list[Problem] = Field(default_factory=list)
+    resolved: ResolvedTrip | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    itinerary: Itinerary | None = None
+    bookings: list[BookingRecord] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    termination: Termination | None = None
+    manual_intervention_required: bool = False
+    trace_id: str | None = None
+    trace_url: str | None = None
+    worker: str | None = None
+
+    def step(self, step_id: str) -> StepRecord:
+        for record in self.steps:
+            if record.id == step_id:
+                return record
+        raise KeyError(step_id)

@@ -1,0 +1,63 @@
+"""The work queue: a Redis stream with one consumer group that every orchestrator worker reads.
+
+Each job is delivered to one worker. A worker acknowledges a job when it is done with it; a job
+whose worker died stays pending and is claimed by another worker once it has been idle longer
+than the lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+JobAction = Literal["plan", "book", "cancel"]
+STREAM = "wp:jobs"
+GROUP = "workers"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    trip_id: str
+    action: JobAction
+    deliveries: int = 1
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, *, lease_ms: int = 60_000) -> None:
+        self.redis = redis
+        self.lease_ms = lease_ms
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, trip_id: str, action: JobAction) -> str:
+        return str(await self.redis.xadd(STREAM, {"trip_id": trip_id, "action": action}))
+
+    async def next(self, consumer: str, *, block_ms: int = 1000) -> Job | None:
+        """The next job for this worker: first one abandoned by a dead worker, else a new one."""
+        autoclaimed: Any = await self.redis.xautoclaim(
+            STREAM, GROUP, consumer, min_idle_time=self.lease_ms, start_id="0-0", count=1
+        )
+        claimed = autoclaimed[1]
+        if claimed:
+            job_id, fields = claimed[0]
+            return Job(job_id, fields["trip_id"], fields["action"], deliveries=2)
+        reply: Any = await self.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block_ms)
+        if not reply or not reply[0][1]:
+            return None
+        job_id, fields = reply[0][1][0]
+        return Job(job_id, fields["trip_id"], fields["action"])
+
+    async def ack(self, job: Job) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(STREAM, GROUP, job.id)
+        pipe.xdel(STREAM, job.id)
+        await pipe.execute()

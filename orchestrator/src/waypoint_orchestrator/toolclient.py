@@ -1,0 +1,119 @@
+"""One pooled MCP client per tool server, shared by every agent and worker in the process.
+
+An `mcp.Client` must be entered and left in one task, and a broken connection kills it; so each
+`ToolClient` keeps its connection in a task of its own and starts a new one after a failure.
+Calls from any task go through the shared client. Failures come out as `ToolRejected` (the tool
+said no: final) or `ToolUnavailable` (worth retrying); this class never retries by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from waypoint_common.retries import ToolRejected, ToolUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ToolClient:
+    """Calls the tools of one MCP server."""
+
+    def __init__(self, server: str, url: str, *, timeout: float = 10.0) -> None:
+        self.server = server
+        self.url = url
+        self.timeout = timeout
+        self._client: Client | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> Client:
+        async with self._lock:
+            if self._client is not None and self._owner is not None and not self._owner.done():
+                return self._client
+            await self._close_owner()
+            ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+            self._stop = asyncio.Event()
+            self._owner = asyncio.create_task(self._own(ready), name=f"mcp-connection-{self.server}")
+            try:
+                self._client = await ready
+            except Exception as exc:
+                raise ToolUnavailable(
+                    self.server, "connect", f"cannot connect to {self.url}: {exc!r}"
+                ) from exc
+            return self._client
+
+    async def _own(self, ready: asyncio.Future[Client]) -> None:
+        """Holds the connection open until told to stop or until it breaks."""
+        try:
+            async with (
+                httpx2.AsyncClient(timeout=httpx2.Timeout(self.timeout + 5)) as http,
+                Client(
+                    streamable_http_client(self.url, http_client=http), read_timeout_seconds=self.timeout
+                ) as c,
+            ):
+                ready.set_result(c)
+                await self._stop.wait()
+        except BaseException as exc:  # the owner task reports and ends; callers reconnect
+            if not ready.done():
+                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            else:
+                log.warning("connection to %s closed: %r", self.server, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._client = None
+
+    async def _close_owner(self) -> None:
+        if self._owner is None:
+            return
+        self._stop.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(self._owner, timeout=5)
+        self._owner = None
+        self._client = None
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        read_timeout: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Call a tool and return its structured result."""
+        client = await self._connection()
+        try:
+            result = await client.call_tool(
+                tool,
+                arguments,
+                read_timeout_seconds=read_timeout or self.timeout,
+                meta=meta,  # type: ignore[arg-type]
+            )
+        except MCPError as exc:
+            # JSON-RPC errors are the server's or the transport's trouble (internal error,
+            # timeout, connection closed), not a verdict on the arguments: worth retrying.
+            raise ToolUnavailable(self.server, tool, f"{exc.error.message} (code {exc.error.code})") from exc
+        except Exception as exc:
+            # The connection is gone (refused, reset, read timeout): reconnect on the next call.
+            async with self._lock:
+                await self._close_owner()
+            raise ToolUnavailable(self.server, tool, f"transport failure: {exc!r}") from exc
+        if result.is_error:
+            text = " ".join(getattr(c, "text", "") for c in result.content).strip()
+            raise ToolRejected(self.server, tool, text.removeprefix(f"Error executing tool {tool}: "))
+        if result.structured_content is None:
+            raise ToolRejected(self.server, tool, "no structured result")
+        return dict(result.structured_content)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._close_owner()
