@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess
+from tests.support import RedisServer, ServiceProcess, orchestrator_env
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 
@@ -72,5 +72,17 @@ def faulty_flights(redis_server: RedisServer, log_dir: Path) -> Iterator[Service
     """A flights replica of its own, whose fault plan a test may change freely."""
     service = _spawn("mcp-flights", redis_server, log_dir, WAYPOINT_FAULT_SEED="7")
     _ready(service)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def orchestrator(
+    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+) -> Iterator[ServiceProcess]:
+    """The trip API with its workers, on the suite's tool servers and Redis."""
+    service = ServiceProcess.start(
+        "waypoint-orchestrator", orchestrator_env(redis_server.url, servers), log_dir
+    )
     yield service
     service.stop()

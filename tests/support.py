@@ -192,3 +192,55 @@ def structured(result: CallToolResult) -> dict[str, Any]:
 def error_text(result: CallToolResult) -> str:
     assert result.is_error, f"expected a tool error, got {result.structured_content}"
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def orchestrator_env(
+    redis_url: str, tool_servers: Mapping[str, ServiceProcess], **extra: str
+) -> dict[str, str]:
+    """Environment for an orchestrator process wired to the given tool servers."""
+    return {
+        "REDIS_URL": redis_url,
+        "MCP_FLIGHTS_URL": tool_servers["mcp-flights"].mcp_url,
+        "MCP_HOTELS_URL": tool_servers["mcp-hotels"].mcp_url,
+        "MCP_WEATHER_URL": tool_servers["mcp-weather"].mcp_url,
+        "MCP_RESTAURANTS_URL": tool_servers["mcp-restaurants"].mcp_url,
+        "WAYPOINT_WORKERS": "4",
+        "WAYPOINT_TOOL_TIMEOUT_SECONDS": "5",
+        "WAYPOINT_RETRY_MAX_WAIT_SECONDS": "0.2",
+        **extra,
+    }
+
+
+@dataclass
+class SseEvent:
+    id: str
+    event: str
+    data: str
+
+
+def read_sse(
+    url: str, *, last_event_id: str | None = None, limit: int | None = None, timeout: float = 60
+) -> list[SseEvent]:
+    """Read a server-sent event stream until it ends (or `limit` events), ignoring comments."""
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    events: list[SseEvent] = []
+    fields: dict[str, str] = {}
+    with httpx2.stream("GET", url, headers=headers, timeout=timeout) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line == "":
+                if "data" in fields:
+                    events.append(
+                        SseEvent(fields.get("id", ""), fields.get("event", "message"), fields["data"])
+                    )
+                    if limit is not None and len(events) >= limit:
+                        return events
+                fields = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+    return events

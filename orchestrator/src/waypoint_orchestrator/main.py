@@ -1,4 +1,4 @@
-"""Builds the orchestrator's FastAPI app."""
+"""Builds the orchestrator's FastAPI app: the trip API, health, and the workers that run trips."""
 
 from __future__ import annotations
 
@@ -10,20 +10,69 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from waypoint_common.connections import connect_redis, redis_ready
+from waypoint_orchestrator import problems
+from waypoint_orchestrator.agents.base import RetrySettings
+from waypoint_orchestrator.agents.dining import DiningAgent
+from waypoint_orchestrator.agents.flights import FlightsAgent
+from waypoint_orchestrator.agents.hotels import HotelsAgent
+from waypoint_orchestrator.agents.weather import WeatherAgent
+from waypoint_orchestrator.api.deps import Services
+from waypoint_orchestrator.api.routes import trips
+from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
+from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.pipeline import Agents, TripRunner
 from waypoint_orchestrator.settings import OrchestratorSettings
+from waypoint_orchestrator.store import TripStore
+from waypoint_orchestrator.toolclient import ToolClient
+from waypoint_orchestrator.worker import WorkerPool, worker_name
 
 SERVICE = "orchestrator"
 
 
 def create_app(settings: OrchestratorSettings) -> FastAPI:
     redis = connect_redis(str(settings.redis_url))
+    store = TripStore(redis)
+    queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
+    services = Services(settings, store, queue, IdempotencyKeys(redis))
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await redis.aclose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = settings.tool_timeout_seconds
+        clients = {
+            "flights": ToolClient("mcp-flights", str(settings.mcp_flights_url), timeout=timeout),
+            "hotels": ToolClient("mcp-hotels", str(settings.mcp_hotels_url), timeout=timeout),
+            "weather": ToolClient("mcp-weather", str(settings.mcp_weather_url), timeout=timeout),
+            "restaurants": ToolClient("mcp-restaurants", str(settings.mcp_restaurants_url), timeout=timeout),
+        }
+        retry = RetrySettings(
+            attempts=settings.tool_attempts, max_wait=settings.retry_max_wait_seconds, timeout=timeout
+        )
+        agents = Agents(
+            flights=FlightsAgent(clients["flights"], retry),
+            hotels=HotelsAgent(clients["hotels"], retry),
+            weather=WeatherAgent(clients["weather"], retry),
+            dining=DiningAgent(clients["restaurants"], retry),
+        )
+        runner = TripRunner(store, queue, agents, worker_name())
+        pool = WorkerPool(queue, runner, settings.workers)
+        app.state.services = services
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.stop()
+            for client in clients.values():
+                await client.aclose()
+            await redis.aclose()
 
-    app = FastAPI(title="Waypoint", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Waypoint",
+        version="0.1.0",
+        description="Plans and books trips with specialist agents over MCP tool servers.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(trips.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -290,6 +290,7 @@ class Trip(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     termination: Termination | None = None
     manual_intervention_required: bool = False
+    cancel_requested: bool = False
     trace_id: str | None = None
     trace_url: str | None = None
     worker: str | None = None

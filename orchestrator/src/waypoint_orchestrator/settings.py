@@ -23,3 +23,14 @@ class OrchestratorSettings(ServiceSettings):
         AnyHttpUrl("http://127.0.0.1:8104/mcp"), validation_alias="MCP_RESTAURANTS_URL"
     )
     jaeger_ui_url: AnyHttpUrl | None = Field(None, validation_alias="JAEGER_UI_URL")
+    workers: int = Field(4, ge=0, le=64, description="Concurrent trip workers in this process (0: API only).")
+    max_wait_seconds: float = Field(60, gt=0, le=300, description="Cap on `Prefer: wait=N`.")
+    tool_timeout_seconds: float = Field(10, gt=0, le=120, description="Timeout of one tool call attempt.")
+    tool_attempts: int = Field(4, ge=1, le=10, description="Tries per tool call (transient failures only).")
+    retry_max_wait_seconds: float = Field(2.0, gt=0, le=60, description="Cap on the backoff between tries.")
+    job_lease_seconds: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="A job idle this long (its worker died) is taken over by another worker.",
+    )

@@ -1,0 +1,29 @@
+"""What the routes need, built once in the app's lifespan and handed out by `Depends`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
+from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.settings import OrchestratorSettings
+from waypoint_orchestrator.store import TripStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: OrchestratorSettings
+    store: TripStore
+    queue: JobQueue
+    idempotency: IdempotencyKeys
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

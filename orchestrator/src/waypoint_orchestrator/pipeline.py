@@ -1,0 +1,598 @@
+"""Running a trip: route, gate, plan, execute, choose, summarize, and the booking saga.
+
+A `TripRunner` handles the three kinds of job: `plan` (everything up to `planned`, then the
+saga when the request asked to book at once), `book` (the saga, after a confirm) and `cancel`
+(compensate every booking). Every change of state goes through `TripStore.update`, which also
+appends the event; every finished step's result is checkpointed, so a job that runs again
+(another worker picked it up after a crash) skips what is done. Every write to a tool server
+carries a `request_id` derived from the trip and the step, so nothing is booked twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from waypoint_common.retries import ToolCallError, ToolRejected
+from waypoint_orchestrator import gate, router
+from waypoint_orchestrator.agents.base import CallContext
+from waypoint_orchestrator.agents.dining import DiningAgent
+from waypoint_orchestrator.agents.flights import FlightsAgent
+from waypoint_orchestrator.agents.hotels import HotelsAgent
+from waypoint_orchestrator.agents.weather import WeatherAgent
+from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
+from waypoint_orchestrator.jobs import Job, JobQueue
+from waypoint_orchestrator.models import (
+    BookingRecord,
+    DiningWish,
+    Itinerary,
+    ResolvedTrip,
+    StepRecord,
+    Termination,
+    Trip,
+    TripStatus,
+    jsonable,
+)
+from waypoint_orchestrator.planner import TripShape, booking_steps, plan, shape
+from waypoint_orchestrator.store import TransitionRefused, TripStore, now
+from waypoint_orchestrator.summarizer import summarize
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, dict[str, Any]]
+# Searches whose loss degrades the trip instead of ending it.
+OPTIONAL_AGENTS = frozenset({"weather", "dining"})
+COMPENSATION_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Agents:
+    flights: FlightsAgent
+    hotels: HotelsAgent
+    weather: WeatherAgent
+    dining: DiningAgent
+
+
+class StepFailed(Exception):
+    def __init__(self, step_id: str, error: str) -> None:
+        super().__init__(f"{step_id}: {error}")
+        self.step_id = step_id
+        self.error = error
+
+
+def _status_event(trip: Trip) -> Event:
+    return ("trip.status", {"status": trip.status})
+
+
+def _settle(trip: Trip, status: TripStatus, reason: str, detail: str = "") -> list[Event]:
+    """Put the trip in a settled state (or `cancelled`, when a cancel came in meanwhile)."""
+    if trip.cancel_requested and not any(b.status == "confirmed" for b in trip.bookings):
+        status, reason, detail = "cancelled", "cancelled", "cancelled on request"
+    trip.status = status
+    trip.termination = Termination(reason=reason, detail=detail)
+    return [_status_event(trip), ("trip.settled", {"status": status, "reason": reason, "detail": detail})]
+
+
+class TripRunner:
+    def __init__(self, store: TripStore, queue: JobQueue, agents: Agents, worker_id: str) -> None:
+        self.store = store
+        self.queue = queue
+        self.agents = agents
+        self.worker_id = worker_id
+
+    async def run(self, job: Job) -> None:
+        handlers: dict[str, Callable[[str], Awaitable[None]]] = {
+            "plan": self.plan,
+            "book": self.book,
+            "cancel": self.cancel,
+        }
+        await handlers[job.action](job.trip_id)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def plan(self, trip_id: str) -> None:
+        trip = await self.store.get(trip_id)
+        if trip.status not in ("queued", "running"):
+            return  # a repeated delivery of a job that already finished
+        today = dt.datetime.now(dt.UTC).date()
+
+        def start(t: Trip) -> list[Event]:
+            if t.status not in ("queued", "running"):
+                raise TransitionRefused(t.status)
+            if t.cancel_requested:
+                return _settle(t, "cancelled", "cancelled", "cancelled before it started")
+            t.status = "running"
+            t.worker = self.worker_id
+            return [_status_event(t)]
+
+        try:
+            trip = await self.store.update(trip_id, start)
+        except TransitionRefused:
+            return
+        if trip.status != "running":
+            return
+
+        decision = router.route(trip.request, today)
+        verdict = gate.check(decision, trip.request, today)
+
+        def routed(t: Trip) -> list[Event]:
+            t.decision = decision
+            t.kind = decision.kind
+            events: list[Event] = [
+                (
+                    "router.decided",
+                    {"kind": decision.kind, "reason": decision.reason, "assumptions": decision.assumptions},
+                ),
+            ]
+            for note in [*decision.assumptions, *verdict.warnings]:
+                if note not in t.warnings:
+                    t.warnings.append(note)
+            if not verdict.passed or verdict.trip is None:
+                t.problems = verdict.problems
+                events.append(("gate.failed", {"problems": [jsonable(p) for p in verdict.problems]}))
+                reason = "unsupported" if decision.kind == "unsupported" else "needs_input"
+                detail = "; ".join(f"{p.field}: {p.reason}" for p in verdict.problems)
+                return events + _settle(t, "needs_input", reason, detail)
+            t.resolved = verdict.trip
+            planned = plan(verdict.trip)
+            known = {s.id for s in t.steps}
+            t.steps.extend(s for s in planned if s.id not in known)
+            events.append(("gate.passed", {"trip": jsonable(verdict.trip)}))
+            events.append(("plan.created", {"steps": [jsonable(s) for s in t.steps]}))
+            return events
+
+        trip = await self.store.update(trip_id, routed)
+        if trip.status != "running" or trip.resolved is None:
+            return
+        await self._execute_plan(trip)
+
+    async def _execute_plan(self, trip: Trip) -> None:
+        assert trip.resolved is not None
+        resolved, trip_shape = trip.resolved, shape(trip.resolved)
+        results = await self.store.results(trip.id)
+        searches = [s for s in trip.steps if s.agent not in ("planner", "summarizer")]
+        outcomes = await asyncio.gather(
+            *(
+                self._step(trip.id, s, results, self._search_action(resolved, trip_shape, s))
+                for s in searches
+            ),
+            return_exceptions=True,
+        )
+        warnings: list[str] = []
+        for step, outcome in zip(searches, outcomes, strict=True):
+            if isinstance(outcome, StepFailed):
+                if step.agent in OPTIONAL_AGENTS:
+                    what = "forecast" if step.agent == "weather" else "dinner"
+                    warnings.append(f"no {what}: {step.id} failed ({outcome.error})")
+                    continue
+                await self._fail(
+                    trip.id, "error", f"{step.id} failed: {outcome.error}", skip=["choose", "summarize"]
+                )
+                return
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if await self._cancelled(trip.id):
+            return
+
+        flights = results.get("search_flights")
+        hotels = results.get("search_hotels")
+        forecast = results.get("get_forecast")
+        dinner_options = [
+            (date, results[f"search_restaurants_{i + 1}"])
+            for i, date in enumerate(trip_shape.dinner_dates)
+            if f"search_restaurants_{i + 1}" in results
+        ]
+        choice_step = next((s for s in trip.steps if s.id == "choose"), None)
+        selection = Selection()
+        if choice_step is not None:
+
+            async def choose_action(_: CallContext) -> Any:
+                try:
+                    chosen = choose(resolved, flights, hotels, dinner_options)
+                except NothingToChoose as exc:
+                    raise StepFailed("choose", str(exc)) from exc
+                return _selection_json(chosen)
+
+            try:
+                selection = _selection_from(await self._step(trip.id, choice_step, results, choose_action))
+            except StepFailed as exc:
+                await self._fail(trip.id, "error", exc.error, skip=["summarize"])
+                return
+        warnings.extend(selection.warnings)
+        summarize_step = trip.step("summarize")
+
+        async def summarize_action(_: CallContext) -> Any:
+            return jsonable(summarize(resolved, trip_shape, selection, forecast, warnings))
+
+        itinerary = await self._step(trip.id, summarize_step, results, summarize_action)
+
+        def planned(t: Trip) -> list[Event]:
+            t.itinerary = Itinerary.model_validate(itinerary)
+            for w in warnings:
+                if w not in t.warnings:
+                    t.warnings.append(w)
+            if not selection.within_budget:
+                return _settle(
+                    t,
+                    "over_budget",
+                    "over_budget",
+                    f"cheapest complete option costs ${selection.total:,.2f}, "
+                    f"${selection.shortfall:,.2f} over the budget",
+                )
+            if warnings and any(w.startswith("no ") for w in warnings):
+                status: TripStatus = "partial"
+            else:
+                status = "planned"
+            if t.request.book and not t.cancel_requested:
+                t.status = "booking"
+                return [("itinerary.ready", {"summary": t.itinerary.summary}), _status_event(t)]
+            return [("itinerary.ready", {"summary": t.itinerary.summary}), *_settle(t, status, "done")]
+
+        trip = await self.store.update(trip.id, planned)
+        if trip.status == "booking":
+            await self.book(trip.id)
+
+    def _search_action(
+        self, trip: ResolvedTrip, trip_shape: TripShape, step: StepRecord
+    ) -> Callable[[CallContext], Awaitable[Any]]:
+        agents = self.agents
+        if step.action == "search_flights":
+            return lambda ctx: agents.flights.search(trip, ctx)
+        if step.action == "search_hotels":
+            return lambda ctx: agents.hotels.search(trip, trip_shape.check_in, trip_shape.check_out, ctx)
+        if step.action == "get_forecast":
+            return lambda ctx: agents.weather.forecast(trip, ctx)
+        if step.action == "search_restaurants":
+            index = int(step.id.rsplit("_", 1)[1]) - 1
+            date = trip_shape.dinner_dates[index]
+            assert trip.dining is not None or trip.kind == "dining_only"
+            wish = trip.dining or DiningWish()
+            return lambda ctx: agents.dining.search(trip, date, wish, ctx)
+        raise ValueError(f"no action for step {step.id}")
+
+    async def _step(
+        self,
+        trip_id: str,
+        step: StepRecord,
+        results: dict[str, Any],
+        action: Callable[[CallContext], Awaitable[Any]],
+    ) -> Any:
+        """Run one step (or reuse its checkpoint), recording it and its events."""
+        if step.id in results:
+            return results[step.id]
+
+        def started(t: Trip) -> list[Event]:
+            record = t.step(step.id)
+            record.status = "running"
+            record.started_at = now()
+            return [("step.started", {"step": step.id, "agent": step.agent})]
+
+        await self.store.update(trip_id, started)
+
+        async def on_retry(tool: str, attempt: int, error: str) -> None:
+            await self.store.emit(
+                trip_id, "step.retried", {"step": step.id, "tool": tool, "attempt": attempt, "error": error}
+            )
+
+        ctx = CallContext(trip_id, step.id, on_retry)
+        try:
+            result = await action(ctx)
+        except (ToolCallError, StepFailed) as exc:
+            error = exc.error if isinstance(exc, StepFailed) else str(exc)
+
+            def failed(t: Trip) -> list[Event]:
+                record = t.step(step.id)
+                record.status = "failed"
+                record.attempts = ctx.attempts
+                record.finished_at = now()
+                record.error = error
+                return [("step.failed", {"step": step.id, "attempts": ctx.attempts, "error": error})]
+
+            await self.store.update(trip_id, failed)
+            raise StepFailed(step.id, error) from exc
+        await self.store.save_result(trip_id, step.id, result)
+        results[step.id] = result
+
+        def finished(t: Trip) -> list[Event]:
+            record = t.step(step.id)
+            record.status = "succeeded"
+            record.attempts = ctx.attempts
+            record.finished_at = now()
+            record.summary = _summary(step, result)
+            return [("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})]
+
+        await self.store.update(trip_id, finished)
+        return result
+
+    async def _fail(self, trip_id: str, reason: str, detail: str, skip: list[str]) -> None:
+        def fail(t: Trip) -> list[Event]:
+            for record in t.steps:
+                if record.id in skip and record.status == "pending":
+                    record.status = "skipped"
+            return _settle(t, "failed", reason, detail)
+
+        await self.store.update(trip_id, fail)
+
+    async def _cancelled(self, trip_id: str) -> bool:
+        trip = await self.store.get(trip_id)
+        if not trip.cancel_requested:
+            return False
+        await self.store.update(
+            trip_id, lambda t: _settle(t, "cancelled", "cancelled", "cancelled on request")
+        )
+        return True
+
+    # -- booking (the saga) -----------------------------------------------------------------
+
+    async def book(self, trip_id: str) -> None:
+        trip = await self.store.get(trip_id)
+        if trip.status != "booking" or trip.itinerary is None or trip.resolved is None:
+            return
+        itinerary, resolved = trip.itinerary, trip.resolved
+        trip_shape = shape(resolved)
+        wanted = {
+            "flight": int(itinerary.flight is not None),
+            "hotel": int(itinerary.hotel is not None),
+            "dinners": len(itinerary.dinners),
+        }
+
+        def extend(t: Trip) -> list[Event]:
+            known = {s.id for s in t.steps}
+            new = [s for s in booking_steps(wanted) if s.id not in known]
+            t.steps.extend(new)
+            return [("plan.extended", {"steps": [jsonable(s) for s in new]})] if new else []
+
+        trip = await self.store.update(trip_id, extend)
+        results = await self.store.results(trip_id)
+        agents = self.agents
+
+        essential: list[tuple[str, Callable[[CallContext], Awaitable[Any]], str, str]] = []
+        if itinerary.flight is not None:
+            offer = itinerary.flight
+            essential.append(
+                (
+                    "book_flight",
+                    lambda ctx: agents.flights.book(
+                        offer["offer_id"], resolved.travelers, f"{trip_id}:book_flight", ctx
+                    ),
+                    "flight",
+                    f"{offer['carrier']} {offer['slices'][0]['origin']}→{offer['slices'][0]['destination']}",
+                )
+            )
+        if itinerary.hotel is not None:
+            hotel = itinerary.hotel
+            essential.append(
+                (
+                    "book_hotel",
+                    lambda ctx: agents.hotels.book(
+                        hotel["hotel_id"],
+                        trip_shape.check_in.isoformat(),
+                        trip_shape.check_out.isoformat(),
+                        resolved,
+                        f"{trip_id}:book_hotel",
+                        ctx,
+                    ),
+                    "hotel",
+                    f"{hotel['name']}, {trip_shape.check_in} to {trip_shape.check_out}",
+                )
+            )
+        for step_id, action, kind, description in essential:
+            if await self._cancel_requested(trip_id):
+                await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
+                return
+            try:
+                booking = await self._step(trip_id, trip.step(step_id), results, action)
+            except StepFailed as exc:
+                await self._compensate(
+                    trip_id,
+                    "booking_failed",
+                    f"{kind} booking failed: {exc.error}",
+                    uncertain=(step_id, action) if _uncertain(exc) else None,
+                )
+                return
+            await self._record_booking(trip_id, kind, booking, step_id, description)
+
+        for i, dinner in enumerate(itinerary.dinners):
+            step_id = f"reserve_table_{i + 1}"
+            restaurant = dinner["restaurant"]
+
+            def reserve(
+                ctx: CallContext,
+                r: dict[str, Any] = restaurant,
+                d: dict[str, Any] = dinner,
+                sid: str = step_id,
+            ) -> Awaitable[Any]:
+                return agents.dining.reserve(
+                    r["restaurant_id"], d["date"], d["time"], resolved, f"{trip_id}:{sid}", ctx
+                )
+
+            try:
+                booking = await self._step(trip_id, trip.step(step_id), results, reserve)
+            except StepFailed as exc:
+                note = f"dinner at {restaurant['name']} on {dinner['date']} not reserved: {exc.error}"
+
+                def warn(t: Trip, note: str = note) -> list[Event]:
+                    t.warnings.append(note)
+                    return [("booking.failed", {"kind": "dinner", "optional": True, "warning": note})]
+
+                await self.store.update(trip_id, warn)
+                continue
+            await self._record_booking(
+                trip_id,
+                "dinner",
+                booking,
+                step_id,
+                f"{restaurant['name']}, {dinner['date']} {dinner['time']}",
+            )
+
+        if await self._cancel_requested(trip_id):
+            await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
+            return
+        await self.store.update(trip_id, lambda t: _settle(t, "booked", "done"))
+
+    async def _cancel_requested(self, trip_id: str) -> bool:
+        return (await self.store.get(trip_id)).cancel_requested
+
+    async def _record_booking(
+        self, trip_id: str, kind: str, booking: dict[str, Any], step_id: str, description: str
+    ) -> None:
+        booking_id = str(booking.get("booking_id") or booking.get("reservation_id"))
+        amount = float(booking.get("total_price") or booking.get("estimated_total") or 0.0)
+
+        def record(t: Trip) -> list[Event]:
+            if any(b.booking_id == booking_id for b in t.bookings):
+                return []
+            t.bookings.append(
+                BookingRecord(
+                    kind=kind,
+                    booking_id=booking_id,
+                    request_id=f"{trip_id}:{step_id}",
+                    status="confirmed",
+                    amount_usd=amount,
+                    description=description,
+                )
+            )
+            return [("booking.made", {"kind": kind, "booking_id": booking_id, "amount_usd": amount})]
+
+        await self.store.update(trip_id, record)
+
+    async def _compensate(
+        self,
+        trip_id: str,
+        reason: str,
+        detail: str,
+        uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None = None,
+    ) -> None:
+        """Cancel every booking in reverse order; what cannot be undone is flagged for a person.
+
+        `uncertain` is a booking step that failed without a definite answer (a timeout, a lost
+        response): it may have been written. It is asked again with the same request id, which
+        returns the booking if there is one (then cancelled) or a refusal if there is none.
+        """
+        manual: list[str] = []
+        if uncertain is not None:
+            step_id, action = uncertain
+            kind = {"book_flight": "flight", "book_hotel": "hotel"}[step_id]
+            ctx = CallContext(trip_id, f"verify_{step_id}")
+            try:
+                found = await action(ctx)
+            except ToolRejected:
+                found = None  # definitely not booked: the request id replays before any capacity check
+            except ToolCallError as exc:
+                found = None
+                manual.append(
+                    f"could not verify whether {kind} request {trip_id}:{step_id} was booked ({exc})"
+                )
+            if found is not None:
+                await self._record_booking(
+                    trip_id, kind, found, step_id, f"{kind} (found while compensating)"
+                )
+        trip = await self.store.get(trip_id)
+        for booking in reversed(trip.bookings):
+            if booking.status != "confirmed":
+                continue
+            ctx = CallContext(trip_id, f"cancel_{booking.kind}")
+            cancel_id = f"{booking.request_id}:cancel"
+            try:
+                if booking.kind == "flight":
+                    await self.agents.flights.cancel(
+                        booking.booking_id, cancel_id, ctx, COMPENSATION_ATTEMPTS
+                    )
+                elif booking.kind == "hotel":
+                    await self.agents.hotels.cancel(booking.booking_id, cancel_id, ctx, COMPENSATION_ATTEMPTS)
+                else:
+                    await self.agents.dining.cancel(booking.booking_id, cancel_id, ctx, COMPENSATION_ATTEMPTS)
+            except ToolCallError as exc:
+                manual.append(f"{booking.kind} booking {booking.booking_id} could not be cancelled: {exc}")
+                await self.store.emit(
+                    trip_id,
+                    "compensation.failed",
+                    {"kind": booking.kind, "booking_id": booking.booking_id, "error": str(exc)},
+                )
+                continue
+
+            def cancelled(
+                t: Trip, booking_id: str = booking.booking_id, kind: str = booking.kind
+            ) -> list[Event]:
+                for b in t.bookings:
+                    if b.booking_id == booking_id:
+                        b.status = "cancelled"
+                return [("compensation.done", {"kind": kind, "booking_id": booking_id})]
+
+            await self.store.update(trip_id, cancelled)
+
+        def settle(t: Trip) -> list[Event]:
+            if manual:
+                t.manual_intervention_required = True
+                t.warnings.extend(f"manual intervention needed: {m}" for m in manual)
+            status: TripStatus = "cancelled" if reason == "cancelled" else "failed"
+            full = detail + ("; manual intervention needed" if manual else "")
+            return _settle(t, status, reason, full)
+
+        await self.store.update(trip_id, settle)
+
+    # -- cancelling -------------------------------------------------------------------------
+
+    async def cancel(self, trip_id: str) -> None:
+        trip = await self.store.get(trip_id)
+        if trip.status == "cancelled":
+            return
+        if trip.status == "booking":
+            return  # the saga sees the request at its next step and compensates itself
+        await self._compensate(trip_id, "cancelled", "cancelled on request")
+
+
+def _uncertain(exc: StepFailed) -> bool:
+    """A failure that does not say whether the write happened (anything but a tool's refusal)."""
+    cause = exc.__cause__
+    return not isinstance(cause, ToolRejected)
+
+
+def _summary(step: StepRecord, result: Any) -> str:
+    if isinstance(result, list):
+        return f"{len(result)} option(s)"
+    if isinstance(result, dict):
+        for key in ("booking_id", "reservation_id"):
+            if key in result:
+                return f"{result[key]} {result.get('status', '')}".strip()
+        if "total" in result:
+            return f"total ${float(result['total']):,.2f}" + (
+                "" if result.get("within_budget") else " (over budget)"
+            )
+        if "summary" in result:
+            return str(result["summary"])
+    return "done"
+
+
+def _selection_json(selection: Selection) -> dict[str, Any]:
+    return {
+        "flight": selection.flight,
+        "hotel": selection.hotel,
+        "dinners": [
+            {"date": d.date.isoformat(), "time": d.time, "restaurant": d.restaurant, "cost": d.cost}
+            for d in selection.dinners
+        ],
+        "total": selection.total,
+        "within_budget": selection.within_budget,
+        "shortfall": selection.shortfall,
+        "warnings": selection.warnings,
+    }
+
+
+def _selection_from(data: dict[str, Any]) -> Selection:
+    return Selection(
+        flight=data["flight"],
+        hotel=data["hotel"],
+        dinners=[
+            Dinner(dt.date.fromisoformat(d["date"]), d["time"], d["restaurant"], float(d["cost"]))
+            for d in data["dinners"]
+        ],
+        total=float(data["total"]),
+        within_budget=bool(data["within_budget"]),
+        shortfall=float(data["shortfall"]),
+        warnings=list(data["warnings"]),
+    )

@@ -1,0 +1,78 @@
+"""Workers inside the orchestrator process: they take jobs from the shared queue and run them.
+
+Several orchestrator processes can share one Redis; the consumer group gives each job to one
+worker. A job is acknowledged only after it ran; if its worker dies, another claims it once the
+lease is over and runs it again from the trip's checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.pipeline import TripRunner
+from waypoint_orchestrator.store import TripNotFound
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerPool:
+    """`count` concurrent workers sharing this process's runner and connections."""
+
+    def __init__(self, queue: JobQueue, runner: TripRunner, count: int) -> None:
+        self.queue = queue
+        self.runner = runner
+        self.count = count
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        for i in range(self.count):
+            self._tasks.append(
+                asyncio.create_task(self._loop(f"{self.runner.worker_id}-{i}"), name=f"worker-{i}")
+            )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _loop(self, consumer: str) -> None:
+        group_ready = False
+        while not self._stopping.is_set():
+            try:
+                if not group_ready:
+                    await self.queue.ensure_group()
+                    group_ready = True
+                job = await self.queue.next(consumer, block_ms=1000)
+                if job is None:
+                    continue
+                try:
+                    await self.runner.run(job)
+                except TripNotFound:
+                    log.warning("job for an unknown trip dropped", extra={"trip_id": job.trip_id})
+                await self.queue.ack(job)
+            except asyncio.CancelledError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Redis is away: the job (if any) stays pending and comes back; wait and retry.
+                log.warning("redis unavailable in worker loop: %r", exc)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("job failed; it stays pending and will be retried after the lease")
+                await asyncio.sleep(0.5)

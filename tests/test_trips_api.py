@@ -1,0 +1,348 @@
+"""The trip API end to end: real orchestrator, real tool servers, real Redis, over HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from redis.asyncio import Redis
+
+from tests.support import ServiceProcess, read_sse
+
+PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
+BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
+
+
+def post(orchestrator: ServiceProcess, body: dict[str, Any], **headers: str) -> httpx2.Response:
+    return httpx2.post(f"{orchestrator.base_url}/v1/trips", json=body, headers=headers, timeout=90)
+
+
+def get(orchestrator: ServiceProcess, trip_id: str) -> dict[str, Any]:
+    response = httpx2.get(f"{orchestrator.base_url}/v1/trips/{trip_id}", timeout=10)
+    response.raise_for_status()
+    trip: dict[str, Any] = response.json()
+    return trip
+
+
+def settle(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
+    """Post a trip and wait for it to settle."""
+    response = post(orchestrator, body, Prefer="wait=60")
+    assert response.status_code == 200, response.text
+    trip: dict[str, Any] = response.json()
+    return trip
+
+
+def wait_status(
+    orchestrator: ServiceProcess, trip_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trip = get(orchestrator, trip_id)
+        if trip["status"] in statuses:
+            return trip
+        time.sleep(0.2)
+    raise AssertionError(f"trip {trip_id} still {get(orchestrator, trip_id)['status']}")
+
+
+async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
+    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
+    found: dict[str, list[str]] = {}
+    for kind, tag in BOOKING_KINDS.items():
+        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
+            request_id = await redis.hget(key, "request_id")
+            if request_id and str(request_id).startswith(f"{trip_id}:"):
+                found.setdefault(kind, []).append(str(await redis.hget(key, "status")))
+    return found
+
+
+@pytest.fixture
+def clean_faults(servers: dict[str, ServiceProcess]) -> Iterator[dict[str, ServiceProcess]]:
+    yield servers
+    for service in servers.values():
+        service.admin("PUT", "/admin/faults", {})
+
+
+async def test_patagonia_free_text_is_planned_then_booked_once(
+    orchestrator: ServiceProcess, redis: Redis
+) -> None:
+    trip = settle(orchestrator, {"query": PATAGONIA})
+    assert trip["status"] == "planned", trip
+    assert trip["kind"] == "full_trip"
+    resolved = trip["resolved"]
+    assert resolved["origin"]["code"] == "SEA"
+    assert resolved["destination"]["city"] in {"El Calafate", "Puerto Natales", "Punta Arenas", "Ushuaia"}
+    assert resolved["travelers"] == 2
+    itinerary = trip["itinerary"]
+    outbound, inbound = itinerary["flight"]["slices"]
+    assert outbound["origin"] == "SEA"
+    assert outbound["destination"] == resolved["destination"]["code"]
+    assert inbound["destination"] == "SEA"
+    assert itinerary["hotel"]["nights"] >= 1
+    start, end = dt.date.fromisoformat(resolved["start_date"]), dt.date.fromisoformat(resolved["end_date"])
+    assert (end - start).days + 1 == 4
+    days = itinerary["days"]
+    assert [d["date"] for d in days] == [(start + dt.timedelta(days=i)).isoformat() for i in range(4)]
+    assert all(d["weather"] for d in days), "a forecast for every day"
+    hikes = [d for d in days if d["hike"]]
+    assert hikes
+    candidates = [
+        d
+        for d in days
+        if not d["hike"]
+        and d["outdoor_suitability"] is not None
+        and d["date"] not in (days[0]["date"], days[-1]["date"])
+    ]
+    assert all(h["outdoor_suitability"] >= c["outdoor_suitability"] for h in hikes for c in candidates)
+    assert len(itinerary["dinners"]) == 1
+    assert itinerary["dinners"][0]["restaurant"]["price_level"] >= 3
+    budget = itinerary["budget"]
+    assert budget["total_usd"] <= 3000
+    assert budget["within_budget"] is True
+    assert budget["total_usd"] == pytest.approx(sum(line["amount_usd"] for line in budget["lines"]), abs=0.02)
+    assert [s["status"] for s in trip["steps"]] == ["succeeded"] * len(trip["steps"])
+    assert trip["trace_id"]
+    assert await bookings_of(redis, trip["id"]) == {}
+
+    confirmed = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm", headers={"Prefer": "wait=60"}, timeout=90
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    booked = confirmed.json()
+    assert booked["status"] == "booked", booked
+    assert sorted(b["kind"] for b in booked["bookings"]) == ["dinner", "flight", "hotel"]
+    assert await bookings_of(redis, trip["id"]) == {
+        "flight": ["confirmed"],
+        "hotel": ["confirmed"],
+        "dinner": ["confirmed"],
+    }
+    # Confirming again changes nothing.
+    again = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm", timeout=30)
+    assert again.status_code == 202
+    assert again.json()["status"] == "booked"
+    assert await bookings_of(redis, trip["id"]) == {
+        "flight": ["confirmed"],
+        "hotel": ["confirmed"],
+        "dinner": ["confirmed"],
+    }
+
+
+async def test_idempotency_key_replays_sequentially_and_concurrently(
+    orchestrator: ServiceProcess, redis: Redis
+) -> None:
+    body = {"query": "weekend in Lisbon from Boston in May for two, budget 2500 USD"}
+    key = f"key-{uuid.uuid4()}"
+    first = post(orchestrator, body, **{"Idempotency-Key": key})
+    assert first.status_code == 202
+    assert first.headers["Location"] == f"/v1/trips/{first.json()['id']}"
+    replay = post(orchestrator, body, **{"Idempotency-Key": key})
+    assert replay.status_code == 202
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == first.json()["id"]
+
+    other = post(
+        orchestrator, {**body, "query": body["query"] + " with a fancy dinner"}, **{"Idempotency-Key": key}
+    )
+    assert other.status_code == 422
+    assert other.headers["content-type"].startswith("application/problem+json")
+    assert other.json()["type"] == "/problems/idempotency-key-reused"
+
+    before = len([k async for k in redis.scan_iter(match="{trip:*}", count=1000)])
+    concurrent_key = f"key-{uuid.uuid4()}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(
+            pool.map(lambda _: post(orchestrator, body, **{"Idempotency-Key": concurrent_key}), range(20))
+        )
+    accepted = [r for r in responses if r.status_code == 202]
+    assert accepted
+    assert {r.json()["id"] for r in accepted} == {accepted[0].json()["id"]}
+    for r in responses:
+        assert r.status_code in (202, 409), r.text
+        if r.status_code == 409:
+            assert r.headers["Retry-After"]
+    after = len([k async for k in redis.scan_iter(match="{trip:*}", count=1000)])
+    assert after - before == 1
+
+
+def test_idempotency_key_format_is_checked(orchestrator: ServiceProcess) -> None:
+    for bad in ("x" * 256, "has space", "tab\there"):
+        response = post(orchestrator, {"query": "trip to Rome"}, **{"Idempotency-Key": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["type"] == "/problems/invalid-idempotency-key"
+
+
+def test_missing_dates_end_in_needs_input_without_tool_calls(
+    orchestrator: ServiceProcess, servers: dict[str, ServiceProcess]
+) -> None:
+    before = {name: s.admin("GET", "/admin/stats")["calls"] for name, s in servers.items()}
+    trip = settle(orchestrator, {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"})
+    assert trip["status"] == "needs_input", trip
+    fields = [p["field"] for p in trip["problems"]]
+    assert fields
+    assert all("date" in f for f in fields), fields
+    assert trip["termination"]["reason"] == "needs_input"
+    assert not [s for s in trip["steps"] if s["status"] != "pending"]
+    after = {name: s.admin("GET", "/admin/stats")["calls"] for name, s in servers.items()}
+    assert after == before
+
+
+def test_small_budget_ends_over_budget_with_cheapest_option(orchestrator: ServiceProcess) -> None:
+    trip = settle(orchestrator, {"query": PATAGONIA.replace("$3000", "$200")})
+    assert trip["status"] == "over_budget", trip
+    budget = trip["itinerary"]["budget"]
+    assert budget["budget_usd"] == 200
+    assert budget["within_budget"] is False
+    assert budget["shortfall_usd"] == pytest.approx(budget["total_usd"] - 200, abs=0.01)
+    assert "over the budget" in trip["termination"]["detail"]
+    # The cheapest complete option: a flight, a hotel and a dinner that matches the wish.
+    itinerary = trip["itinerary"]
+    assert itinerary["flight"]
+    assert itinerary["hotel"]
+    assert itinerary["dinners"][0]["restaurant"]["price_level"] >= 3
+    planned = settle(orchestrator, {"query": PATAGONIA})
+    assert budget["total_usd"] <= planned["itinerary"]["budget"]["total_usd"]
+
+
+async def test_hotel_failure_cancels_the_flight(
+    orchestrator: ServiceProcess, clean_faults: dict[str, ServiceProcess], redis: Redis
+) -> None:
+    clean_faults["mcp-hotels"].admin("PUT", "/admin/faults", {"book_hotel": {"error_rate": 1.0}})
+    trip = settle(
+        orchestrator,
+        {"query": "3-day trip to Denver from Chicago on June 3 for two, budget $4000", "book": True},
+    )
+    assert trip["status"] == "failed", trip
+    assert trip["termination"]["reason"] == "booking_failed"
+    assert "hotel" in trip["termination"]["detail"]
+    flight = [b for b in trip["bookings"] if b["kind"] == "flight"]
+    assert len(flight) == 1
+    assert flight[0]["status"] == "cancelled"
+    assert await bookings_of(redis, trip["id"]) == {"flight": ["cancelled"]}
+    assert [s for s in trip["steps"] if s["id"] == "book_hotel"][0]["status"] == "failed"
+
+
+async def test_dinner_failure_still_books_the_trip(
+    orchestrator: ServiceProcess, clean_faults: dict[str, ServiceProcess], redis: Redis
+) -> None:
+    clean_faults["mcp-restaurants"].admin("PUT", "/admin/faults", {"reserve_table": {"error_rate": 1.0}})
+    trip = settle(
+        orchestrator,
+        {
+            "query": "3-day trip to Austin from Denver on June 10 for two with a fancy dinner, budget $4000",
+            "book": True,
+        },
+    )
+    assert trip["status"] == "booked", trip
+    assert any("dinner" in w and "not reserved" in w for w in trip["warnings"])
+    assert await bookings_of(redis, trip["id"]) == {"flight": ["confirmed"], "hotel": ["confirmed"]}
+
+
+def test_event_stream_shows_every_step_and_resumes(orchestrator: ServiceProcess) -> None:
+    trip = settle(
+        orchestrator,
+        {"query": "4-day trip to Vienna from London in April for two with one fancy dinner, budget 3000 EUR"},
+    )
+    assert trip["status"] == "planned", trip
+    url = f"{orchestrator.base_url}/v1/trips/{trip['id']}/events"
+    events = read_sse(url)
+    kinds = [e.event for e in events]
+    assert kinds[0] == "trip.accepted"
+    assert kinds[-1] == "trip.settled"
+    assert kinds.index("router.decided") < kinds.index("plan.created") < kinds.index("step.started")
+    for step in trip["steps"]:
+        started = [
+            i
+            for i, e in enumerate(events)
+            if e.event == "step.started" and json.loads(e.data)["step"] == step["id"]
+        ]
+        finished = [
+            i
+            for i, e in enumerate(events)
+            if e.event == "step.finished" and json.loads(e.data)["step"] == step["id"]
+        ]
+        assert len(started) == 1
+        assert len(finished) == 1
+        assert started[0] < finished[0]
+    ids = [e.id for e in events]
+    assert len(set(ids)) == len(ids)
+    # Reconnect after the fifth event: the rest, once each, in order.
+    resumed = read_sse(url, last_event_id=events[4].id)
+    assert [e.id for e in resumed] == ids[5:]
+    # A stream followed live from the start ends with the trip's settlement too.
+    live = post(orchestrator, {"query": "3-day trip to Oslo from Paris on July 7 for one, budget 2000 EUR"})
+    live_events = read_sse(f"{orchestrator.base_url}/v1/trips/{live.json()['id']}/events")
+    assert live_events[-1].event == "trip.settled"
+    assert [e.id for e in live_events] == sorted(
+        {e.id for e in live_events}, key=lambda i: tuple(map(int, i.split("-")))
+    )
+
+
+async def test_cancel_undoes_every_booking(orchestrator: ServiceProcess, redis: Redis) -> None:
+    trip = settle(
+        orchestrator,
+        {
+            "query": "3-day trip to Seattle from Denver on August 12 for two with a fancy "
+            "dinner, budget $5000",
+            "book": True,
+        },
+    )
+    assert trip["status"] == "booked", trip
+    cancelled = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel", headers={"Prefer": "wait=60"}, timeout=90
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert await bookings_of(redis, trip["id"]) == {
+        "flight": ["cancelled"],
+        "hotel": ["cancelled"],
+        "dinner": ["cancelled"],
+    }
+    again = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel", timeout=30)
+    assert again.status_code == 200
+    assert again.json()["status"] == "cancelled"
+
+
+def test_errors_are_problem_documents(orchestrator: ServiceProcess) -> None:
+    cases = [
+        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={"travelers": 0, "destination": "Rome"}),
+        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={}),
+        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={"query": "x", "surprise": True}),
+        httpx2.post(
+            f"{orchestrator.base_url}/v1/trips",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        ),
+        httpx2.get(f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}"),
+        httpx2.get(f"{orchestrator.base_url}/v1/trips/not-an-id"),
+        httpx2.post(f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}/confirm"),
+    ]
+    statuses = [r.status_code for r in cases]
+    assert statuses == [422, 422, 422, 400, 404, 404, 404]
+    for response in cases:
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert {"type", "title", "status", "detail"} <= problem.keys()
+        assert problem["status"] == response.status_code
+    assert "travelers" in cases[0].json()["detail"]
+
+
+def test_only_planned_trips_can_be_confirmed(orchestrator: ServiceProcess) -> None:
+    trip = settle(orchestrator, {"query": "trip to Patagonia from Seattle for two, under $3000"})
+    assert trip["status"] == "needs_input"
+    response = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm")
+    assert response.status_code == 409
+    assert response.json()["type"] == "/problems/trip-not-confirmable"
+
+
+def test_unsupported_requests_get_a_clear_answer(orchestrator: ServiceProcess) -> None:
+    trip = settle(orchestrator, {"query": "rent a car in Denver next week"})
+    assert trip["status"] == "needs_input"
+    assert trip["kind"] == "unsupported"
+    assert trip["termination"]["reason"] == "unsupported"
+    assert trip["problems"][0]["field"] == "query"
