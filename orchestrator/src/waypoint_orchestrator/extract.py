@@ -40,7 +40,9 @@ class Extraction(BaseModel):
 
     fields: TripFields
     kind_hint: TripKind | None = None
-    kind_cue: str | None = Field(None, description="The words that suggested `kind_hint`.")
+    kind_reason: str | None = Field(
+        None, description="Why `kind_hint`, as a clause: \"the query says 'flights only'\"."
+    )
     unsupported: str | None = Field(None, description="Why the request is something Waypoint does not do.")
     assumptions: list[str] = Field(default_factory=list)
     assumptions_by_field: dict[str, list[str]] = Field(
@@ -1081,20 +1083,20 @@ def _unsupported(query: str, travel_signals: bool) -> str | None:
 
 
 def _kind_hint(query: str, fields: TripFields) -> tuple[TripKind | None, str | None]:
-    """A kind the query asks for in words, else one its fields suggest, with the words behind it."""
+    """A kind the query asks for in words, else one its fields suggest; and why, as a clause."""
     for kind, pattern in _KIND_CUES:
         match = pattern.search(query)
         if match is not None:
-            return kind, match.group(0)
+            return kind, f"the query says '{match.group(0)}'"
     flights, hotels = _FLIGHT_WORDS.search(query), _HOTEL_WORDS.search(query)
     if flights and not hotels and fields.dining is None:
-        return "flights_only", flights.group(0)
+        return "flights_only", f"the query mentions '{flights.group(0)}' and nothing else to plan"
     if hotels and not flights and fields.dining is None:
-        return "hotels_only", hotels.group(0)
+        return "hotels_only", f"the query mentions '{hotels.group(0)}' and nothing else to plan"
     if fields.origin and fields.destination and (fields.start_date or fields.days):
-        return "full_trip", "an origin, a destination and dates"
+        return "full_trip", "the query names an origin, a destination and dates"
     if fields.dining is not None and not (flights or hotels or fields.origin or fields.days):
-        return "dining_only", "a dinner and nothing else"
+        return "dining_only", "the query asks for a dinner and nothing else"
     return None, None
 
 
@@ -1136,7 +1138,7 @@ def extract(query: str, today: dt.date) -> Extraction:
         dining=dining,
     )
     signals = any((origin, destination, start_date, days, budget, travelers, dining, interests))
-    kind, cue = _kind_hint(query, fields)
+    kind, reason = _kind_hint(query, fields)
     fields = fields.model_copy(update={"kind": kind})
     by_field: dict[str, list[str]] = {}
     for topic, text in scan.notes:
@@ -1144,7 +1146,7 @@ def extract(query: str, today: dt.date) -> Extraction:
     return Extraction(
         fields=fields,
         kind_hint=kind,
-        kind_cue=cue,
+        kind_reason=reason,
         unsupported=_unsupported(query, signals),
         assumptions=[text for _, text in scan.notes],
         assumptions_by_field=by_field,
