@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from waypoint_common import geography
 from waypoint_orchestrator.models import Budget, DiningWish, TripFields, TripKind
@@ -138,8 +138,10 @@ _CURRENCY_CODES = _word_set(
     " THB VND IDR MYR PHP ZAR EGP MAD KES AED ILS TRY PLN CZK HUF RON"
 )
 
-# City names in the airport data that are also ordinary English words: taken for a place only
-# when written with a capital ("to Nice") or, unwritten, never.
+_LOWER_CASE_CODES = _word_set("USD EUR GBP JPY CHF CAD AUD NZD SEK NOK DKK MXN BRL ARS CLP INR")
+
+# City names in the airport data that are also ordinary English words or given names: taken for
+# a place only when capitalized after a cue word ("to Nice"), never on their own.
 _ENGLISH_CITY_WORDS = _word_set(
     """alert alliance alpine antlers argyle auburn banana banning beaver billings bishop bonanza
     boulder boundary bountiful buckeye buffalo burns bush butler butte candle canton caribou cascade
@@ -153,6 +155,9 @@ _ENGLISH_CITY_WORDS = _word_set(
     shire singleton split sterling stow summit superior tamale tame teller temple terrace trail troy
     union upland valentine van vermilion vernal ware wells westerly wheeling wick willow willows wink
     wise"""
+    # and given names of small towns: "Mary and I" is no trip to Mary, Turkmenistan
+    """ mary david anthony ashley george shirley brandon tyler adam douglas lawrence bryan alice logan
+    beverly russell philip hugo leon cody enid alma amos elim"""
 )
 _COMMON_PLACE_PHRASES = frozenset({"old town", "the valley", "show low", "high level", "may creek"})
 # Words never taken as (the first or last word of) a place name.
@@ -304,7 +309,9 @@ _MONEY_UNIT_AFTER = re.compile(
     rf"|(?P<code>[A-Za-z]{{3}})\b)",
     re.I,
 )
-_MONEY_THOUSANDS = re.compile(rf"(?<![\w.,])(?P<num>\d+(?:[.,]\d+)?)\s?(?P<scale>k)\b{_UNIT_AFTER}", re.I)
+_MONEY_THOUSANDS = re.compile(
+    rf"(?<![\w.,])(?P<num>\d+(?:[.,]\d+)?)\s?(?P<scale>k|thousand|grand)\b{_UNIT_AFTER}", re.I
+)
 _MONEY_CUED_NUMBER = re.compile(
     r"\b(?:budget(?:\s+(?:of|is|around|about))?:?|under|below|max(?:imum)?|up to|less than|at most"
     rf"|no more than|within|spend(?:ing)?)\s+(?P<num>{_AMOUNT})\b{_SCALE}{_UNIT_AFTER}",
@@ -378,8 +385,11 @@ def _money_mentions(scan: _Scan) -> list[_Money]:
 
 
 def _currency_code(word: str) -> str | None:
+    """An ISO code next to an amount; in lower case only the common ones ("try 3" is no lira)."""
     code = word.upper()
-    return code if code in _CURRENCY_CODES else None
+    if code not in _CURRENCY_CODES or (word != code and code not in _LOWER_CASE_CODES):
+        return None
+    return code
 
 
 def _read_budget(scan: _Scan) -> tuple[Budget | None, bool]:
@@ -394,10 +404,19 @@ def _read_budget(scan: _Scan) -> tuple[Budget | None, bool]:
 
     chosen = next((m for m in mentions if cued(m)), mentions[0])
     written = scan.text[chosen.start : chosen.end].strip()
-    if chosen.assumed_currency:
+    budget = _budget(scan, chosen.amount, chosen.currency, written)
+    if budget is not None and chosen.assumed_currency:
         scan.note("budget", f"budget currency assumed USD for '{written}'")
-    per_person = bool(_PER_PERSON.match(scan.text[chosen.end :]))
-    return Budget(amount=round(chosen.amount, 2), currency=chosen.currency), per_person
+    return budget, bool(_PER_PERSON.match(scan.text[chosen.end :]))
+
+
+def _budget(scan: _Scan, amount: float, currency: str, written: str) -> Budget | None:
+    """A Budget, or None (with a note) for an amount the model refuses (nothing, or over a million)."""
+    try:
+        return Budget(amount=round(amount, 2), currency=currency)
+    except ValidationError:
+        scan.note("budget", f"budget '{written}' ignored: it must be more than 0 and at most 1,000,000")
+        return None
 
 
 # -- dates -----------------------------------------------------------------------------------
@@ -636,7 +655,9 @@ def _next_friday(today: dt.date) -> dt.date:
 
 # -- trip length -----------------------------------------------------------------------------
 
+# Not "twice a week" nor "$100 a day" (a sum already read, masked).
 _DURATION = re.compile(
+    r"(?<!once )(?<!twice )(?<!times )(?<!\u2591 )"
     rf"\b(?P<n>{_COUNT})[\s-]*(?P<unit>days?|nights?|weeks?|months?)\b(?:[\s-]*long\b)?",
     re.I,
 )
@@ -648,37 +669,35 @@ _DAYS_PER_UNIT = {"day": 1, "week": 7, "month": 30}
 
 def _read_duration(scan: _Scan) -> tuple[int | None, bool]:
     """The trip's length in days (both ends counted), and whether it is a weekend."""
-    found: list[tuple[int, int, str]] = []  # (position, days, written)
+    found: list[tuple[int, int, str, bool]] = []  # position, days, as written, worth a note
     for match in scan.find(_DURATION):
         count, unit = _number(match["n"]), match["unit"].lower().rstrip("s")
         days = count + 1 if unit == "night" else count * _DAYS_PER_UNIT[unit]
-        found.append((match.start(), days, match.group(0)))
+        found.append((match.start(), days, match.group(0), unit in ("night", "month")))
         scan.consume(match.start(), match.end())
-        if unit in ("night", "month"):
-            scan.note("days", f"{days} days from '{match.group(0).strip()}'")
     for match in scan.find(_WEEK_LONG):
-        found.append((match.start(), _DAYS_PER_UNIT[match["unit"].lower()], match.group(0)))
+        found.append((match.start(), _DAYS_PER_UNIT[match["unit"].lower()], match.group(0), False))
         scan.consume(match.start(), match.end())
     for match in scan.find(_FORTNIGHT):
-        found.append((match.start(), 14, match.group(0)))
+        found.append((match.start(), 14, match.group(0), False))
         scan.consume(match.start(), match.end())
     weekend = next(scan.find(_WEEKEND), None)
     if weekend is not None:
         scan.consume(weekend.start(), weekend.end())
-        if not found:
-            days = 4 if weekend["long"] else 3
-            scan.note("days", f"{days} days from '{weekend.group(0).strip()}'")
-            return days, True
+        found.append((len(scan.text), 4 if weekend["long"] else 3, weekend.group(0), True))
     if not found:
         return None, False
-    return min(found)[1], weekend is not None
+    _, days, written, explain = min(found)  # the first length named; a weekend only when alone
+    if explain:
+        scan.note("days", f"{days} days from '{written.strip()}'")
+    return days, weekend is not None
 
 
 # -- dining ----------------------------------------------------------------------------------
 
 _DINING = re.compile(
     rf"\b(?:(?P<count>{_NUM}|an?|no)\s+)?"
-    rf"(?P<adjs>(?:(?:very\s+|really\s+)?(?:{_FANCY}|{_CASUAL})(?:\s*,\s*|\s+(?:and\s+)?))*)"
+    rf"(?P<adjs>(?:(?:very\s+|really\s+)?(?:{_FANCY}|{_CASUAL})(?:\s*,\s*|\s+(?:and\s+)?)){{0,4}})"
     rf"(?:(?P<cuisine>{_CUISINE})\s+)?"
     r"(?P<noun>dinners?|meals?|restaurants?|dining|suppers?|(?:dinner\s+)?reservations?)\b",
     re.I,
@@ -756,7 +775,7 @@ _FOR_COUNT = re.compile(
     re.I,
 )
 _PAIR = re.compile(
-    r"\b(?:(?:a|as\s+a|the)\s+couple\b(?!\s+of)|honeymoon(?:ers)?|(?:with|and)\s+my\s+(?:wife|husband|partner"
+    r"\b(?:couples?\b(?!\s+of)|honeymoon(?:ers)?|(?:with|and)\s+my\s+(?:wife|husband|partner"
     r"|girlfriend|boyfriend|fianc[eé]e?|spouse)|my\s+(?:wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?"
     r"|spouse)\s+and\s+(?:i|me)|the\s+two\s+of\s+us|both\s+of\s+us)\b",
     re.I,
@@ -766,26 +785,28 @@ _SOLO = re.compile(
 )
 
 
-_COUNTED_PARTIES: tuple[tuple[re.Pattern[str], int], ...] = (
-    (_PEOPLE, 0),
-    (_ME_AND_OTHERS, 1),  # me and 3 friends: 4
-    (_GROUP_OF, 0),
-    (_FOR_COUNT, 0),
+_COUNTED_PARTIES: tuple[re.Pattern[str], ...] = (
+    _PEOPLE,
+    _GROUP_OF,
+    _FOR_COUNT,
 )
 _IMPLIED_PARTIES: tuple[tuple[re.Pattern[str], int], ...] = ((_PAIR, 2), (_SOLO, 1))
 
 
 def _read_travelers(scan: _Scan) -> int | None:
     """The party size: counted members ("2 adults and 1 child"), a count, or one implied by words."""
+    for match in scan.find(_ME_AND_OTHERS):  # "me and my 2 kids": the speaker counts too
+        scan.consume(match.start(), match.end())
+        return _number(match["n"]) + 1
     members = list(scan.find(_PARTY_MEMBERS))
     if members:
         for member in members:
             scan.consume(member.start(), member.end())
         return sum(_number(m["n"]) for m in members)
-    for pattern, extra in _COUNTED_PARTIES:
+    for pattern in _COUNTED_PARTIES:
         for match in scan.find(pattern):
             scan.consume(match.start(), match.end())
-            return _number(match["n"]) + extra
+            return _number(match["n"])
     for pattern, party in _IMPLIED_PARTIES:
         for match in scan.find(pattern):
             scan.note("travelers", f"{party} traveller{'s' if party > 1 else ''} from '{match.group(0)}'")
@@ -1122,7 +1143,8 @@ def extract(query: str, today: dt.date) -> Extraction:
             scan.note(
                 "budget", f"budget of {budget.amount:g} {budget.currency} per person counted for {travelers}"
             )
-            budget = budget.model_copy(update={"amount": round(budget.amount * travelers, 2)})
+            written = f"{budget.amount:g} {budget.currency} x {travelers}"
+            budget = _budget(scan, budget.amount * travelers, budget.currency, written)
         else:
             scan.note("budget", "budget given per person, but the party size is unknown: taken as the total")
 
