@@ -224,7 +224,7 @@ async def test_hotel_failure_cancels_the_flight(
     assert len(flight) == 1
     assert flight[0]["status"] == "cancelled"
     assert await bookings_of(redis, trip["id"]) == {"flight": ["cancelled"]}
-    assert [s for s in trip["steps"] if s["id"] == "book_hotel"][0]["status"] == "failed"
+    assert next(s for s in trip["steps"] if s["id"] == "book_hotel")["status"] == "failed"
 
 
 async def test_dinner_failure_still_books_the_trip(

@@ -7,6 +7,7 @@ import concurrent.futures
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -38,8 +39,10 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
 
     def submit(i: int) -> str:
         target = (first, second)[i % 2]
-        body = {"query": f"3-day trip to {cities[i % len(cities)]} from New York on September {i % 20 + 3} "
-                         f"for {i % 3 + 1}, budget $6000"}
+        body = {
+            "query": f"3-day trip to {cities[i % len(cities)]} from New York on September {i % 20 + 3} "
+            f"for {i % 3 + 1}, budget $6000"
+        }
         response = httpx2.post(f"{target.base_url}/v1/trips", json=body, timeout=30)
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
@@ -48,7 +51,7 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
         ids = list(pool.map(submit, range(TRIPS)))
 
     deadline = time.monotonic() + 240
-    trips = {}
+    trips: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline and len(trips) < TRIPS:
         for trip_id in ids:
             if trip_id not in trips:

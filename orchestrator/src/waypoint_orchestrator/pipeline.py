@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from waypoint_common.retries import ToolCallError, ToolRejected
-from waypoint_orchestrator import gate, router
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.agents.dining import DiningAgent
 from waypoint_orchestrator.agents.flights import FlightsAgent
 from waypoint_orchestrator.agents.hotels import HotelsAgent
 from waypoint_orchestrator.agents.weather import WeatherAgent
 from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
+from waypoint_orchestrator.gate import check as gate_check
 from waypoint_orchestrator.jobs import Job, JobQueue
 from waypoint_orchestrator.models import (
     BookingRecord,
@@ -38,6 +38,7 @@ from waypoint_orchestrator.models import (
     jsonable,
 )
 from waypoint_orchestrator.planner import TripShape, booking_steps, plan, shape
+from waypoint_orchestrator.router import route
 from waypoint_orchestrator.store import TransitionRefused, TripStore, now
 from waypoint_orchestrator.summarizer import summarize
 
@@ -116,8 +117,8 @@ class TripRunner:
         if trip.status != "running":
             return
 
-        decision = router.route(trip.request, today)
-        verdict = gate.check(decision, trip.request, today)
+        decision = route(trip.request, today)
+        verdict = gate_check(decision, trip.request, today)
 
         def routed(t: Trip) -> list[Event]:
             t.decision = decision
