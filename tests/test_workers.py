@@ -19,9 +19,11 @@ TRIPS = 40
 
 @pytest.fixture
 def two_orchestrators(
-    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+    servers: dict[str, ServiceProcess], log_dir: Path
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    env = orchestrator_env(redis_server.url, servers, WAYPOINT_WORKERS="3")
+    """Two orchestrators with a queue of their own (the suite's orchestrator reads the suite's)."""
+    own_redis = RedisServer.start()
+    env = orchestrator_env(own_redis.url, servers, WAYPOINT_WORKERS="3")
     first = ServiceProcess.spawn("waypoint-orchestrator", env, log_dir)
     second = ServiceProcess.spawn("waypoint-orchestrator", env, log_dir)
     first.wait_ready()
@@ -29,6 +31,7 @@ def two_orchestrators(
     yield first, second
     first.stop()
     second.stop()
+    own_redis.stop()
 
 
 def test_two_orchestrators_split_the_work_and_run_each_trip_once(

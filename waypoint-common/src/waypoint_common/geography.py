@@ -153,7 +153,6 @@ ALIASES: dict[str, str] = {
     "austin": "AUS",
     "san diego": "SAN",
     "portland": "PDX",
-    "vienna": "VIE",
     "warsaw": "WAW",
 }
 

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
@@ -204,7 +205,7 @@ async def trip_events(
         while True:
             for event in await services.store.events(trip_id, last):
                 last = event.id
-                yield ServerSentEvent(data=event.data, event=event.type, id=event.id)
+                yield ServerSentEvent(data=orjson.dumps(event.data).decode(), event=event.type, id=event.id)
             trip = await services.store.get(trip_id)
             if trip.status in SETTLED_STATUSES and not await services.store.events(trip_id, last):
                 return
