@@ -293,6 +293,7 @@ class Trip(BaseModel):
     cancel_requested: bool = False
     trace_id: str | None = None
     trace_url: str | None = None
+    traceparent: str | None = Field(None, description="W3C trace context the trip's jobs continue.")
     worker: str | None = None
 
     def step(self, step_id: str) -> StepRecord:

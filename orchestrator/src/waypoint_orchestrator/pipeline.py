@@ -17,7 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, StatusCode
+
 from waypoint_common.retries import ToolCallError, ToolRejected
+from waypoint_common.telemetry import trip_context
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.agents.dining import DiningAgent
 from waypoint_orchestrator.agents.flights import FlightsAgent
@@ -43,6 +47,7 @@ from waypoint_orchestrator.store import TransitionRefused, TripStore, now
 from waypoint_orchestrator.summarizer import summarize
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("waypoint.orchestrator")
 
 Event = tuple[str, dict[str, Any]]
 # Searches whose loss degrades the trip instead of ending it.
@@ -86,12 +91,31 @@ class TripRunner:
         self.worker_id = worker_id
 
     async def run(self, job: Job) -> None:
+        """Run a job as part of the trip's trace: a child of the request that created the trip."""
         handlers: dict[str, Callable[[str], Awaitable[None]]] = {
             "plan": self.plan,
             "book": self.book,
             "cancel": self.cancel,
         }
-        await handlers[job.action](job.trip_id)
+        trip = await self.store.get(job.trip_id)
+        with trip_context(job.trip_id, trip.traceparent):
+            # The request that accepted the trip: the job's parent, and a link for the later run.
+            accepted_by = trace.get_current_span().get_span_context()
+            with tracer.start_as_current_span(
+                f"process trip.{job.action}",
+                kind=SpanKind.CONSUMER,
+                links=[Link(accepted_by, {"waypoint.link": "accepted_by"})] if accepted_by.is_valid else None,
+                attributes={
+                    "messaging.system": "redis",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": "wp:jobs",
+                    "messaging.message.id": job.id,
+                    "waypoint.job.action": job.action,
+                    "waypoint.job.deliveries": job.deliveries,
+                    "waypoint.worker": self.worker_id,
+                },
+            ):
+                await handlers[job.action](job.trip_id)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -280,8 +304,22 @@ class TripRunner:
             )
 
         ctx = CallContext(trip_id, step.id, on_retry)
+        specialist = step.agent not in ("planner", "summarizer")
+        span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
+        attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}
+        if specialist:
+            attributes |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": step.agent}
         try:
-            result = await action(ctx)
+            with tracer.start_as_current_span(
+                span_name, attributes=attributes, record_exception=False
+            ) as span:
+                try:
+                    result = await action(ctx)
+                except (ToolCallError, StepFailed) as failure:
+                    span.set_attribute("error.type", type(failure).__name__)
+                    span.set_status(StatusCode.ERROR, f"{step.id} failed")
+                    raise
+                span.set_attribute("waypoint.step.attempts", ctx.attempts)
         except (ToolCallError, StepFailed) as exc:
             error = exc.error if isinstance(exc, StepFailed) else str(exc)
 
@@ -330,6 +368,10 @@ class TripRunner:
     # -- booking (the saga) -----------------------------------------------------------------
 
     async def book(self, trip_id: str) -> None:
+        with tracer.start_as_current_span("saga book_trip", attributes={"waypoint.saga": "book_trip"}):
+            await self._book(trip_id)
+
+    async def _book(self, trip_id: str) -> None:
         trip = await self.store.get(trip_id)
         if trip.status != "booking" or trip.itinerary is None or trip.resolved is None:
             return
@@ -474,6 +516,16 @@ class TripRunner:
         response): it may have been written. It is asked again with the same request id, which
         returns the booking if there is one (then cancelled) or a refusal if there is none.
         """
+        with tracer.start_as_current_span("saga compensate", attributes={"waypoint.saga.reason": reason}):
+            await self._compensate_all(trip_id, reason, detail, uncertain)
+
+    async def _compensate_all(
+        self,
+        trip_id: str,
+        reason: str,
+        detail: str,
+        uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None,
+    ) -> None:
         manual: list[str] = []
         if uncertain is not None:
             step_id, action = uncertain

@@ -14,10 +14,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from opentelemetry import metrics
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from waypoint_orchestrator.models import Trip
+
+meter = metrics.get_meter("waypoint.orchestrator")
+TRIPS_SETTLED = meter.create_counter(
+    "waypoint.trips.settled", unit="{trip}", description="Trips by final state"
+)
+TRIP_COST = meter.create_histogram(
+    "waypoint.trip.cost", unit="USD", description="Planned cost of a settled trip"
+)
+TRIP_TOOL_CALLS = meter.create_histogram(
+    "waypoint.trip.tool_calls", unit="{call}", description="Tool call attempts a trip used"
+)
+TRIP_STEPS = meter.create_histogram("waypoint.trip.steps", unit="{step}", description="Steps a trip ran")
+TRIP_DURATION = meter.create_histogram(
+    "waypoint.trip.duration", unit="s", description="Acceptance to settlement"
+)
 
 TRIP_TTL_SECONDS = 30 * 24 * 3600
 EVENTS_MAXLEN = 5000
@@ -92,9 +108,12 @@ class TripStore:
                     for kind, data in events:
                         self._add_event(pipe, trip_id, kind, data)
                     await pipe.execute()
-                    return trip
                 except WatchError:
                     continue
+                for kind, data in events:
+                    if kind == "trip.settled":
+                        _record_settlement(trip, data)
+                return trip
 
     def _add_event(self, pipe: Any, trip_id: str, kind: str, data: dict[str, Any]) -> None:
         pipe.xadd(
@@ -133,3 +152,15 @@ class TripStore:
     async def results(self, trip_id: str) -> dict[str, Any]:
         raw: dict[str, str] = await self.redis.hgetall(self.results_key(trip_id))  # type: ignore[assignment]
         return {step: orjson.loads(value) for step, value in raw.items()}
+
+
+def _record_settlement(trip: Trip, data: dict[str, Any]) -> None:
+    """What a trip used, once it settles: per-trip budget consumption and final states."""
+    attributes = {"status": str(data.get("status")), "reason": str(data.get("reason"))}
+    TRIPS_SETTLED.add(1, attributes)
+    ran = [s for s in trip.steps if s.status in ("succeeded", "failed")]
+    TRIP_STEPS.record(len(ran), attributes)
+    TRIP_TOOL_CALLS.record(sum(s.attempts for s in ran), attributes)
+    TRIP_DURATION.record((trip.updated_at - trip.created_at).total_seconds(), attributes)
+    if trip.itinerary is not None:
+        TRIP_COST.record(trip.itinerary.budget.total_usd, attributes)

@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from waypoint_common.retries import ToolRejected, ToolUnavailable
+from waypoint_common.telemetry import propagate_mcp_context
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ class ToolClient:
         """Holds the connection open until told to stop or until it breaks."""
         try:
             async with (
-                httpx2.AsyncClient(timeout=httpx2.Timeout(self.timeout + 5)) as http,
+                httpx2.AsyncClient(
+                    timeout=httpx2.Timeout(self.timeout + 5), event_hooks={"request": [propagate_mcp_context]}
+                ) as http,
                 Client(
                     streamable_http_client(self.url, http_client=http), read_timeout_seconds=self.timeout
                 ) as c,

@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -59,7 +60,9 @@ class WorkerPool:
                 if not group_ready:
                     await self.queue.ensure_group()
                     group_ready = True
-                job = await self.queue.next(consumer, block_ms=1000)
+                # Polling is not worth a trace of its own every second.
+                with suppress_instrumentation():
+                    job = await self.queue.next(consumer, block_ms=1000)
                 if job is None:
                     continue
                 try:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import sys
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from pythonjsonlogger.json import JsonFormatter
 
 
 class _TraceContextFilter(logging.Filter):
-    """Adds `trace_id` and `span_id` of the active span to every record."""
+    """Adds `trace_id` and `span_id` of the active span, and the trip id, to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             record.trace_id = format(ctx.trace_id, "032x")
             record.span_id = format(ctx.span_id, "016x")
+        trip_id = baggage.get_baggage("waypoint.trip_id")
+        if trip_id:
+            record.trip_id = str(trip_id)
         return True
 
 

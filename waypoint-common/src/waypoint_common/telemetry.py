@@ -8,22 +8,92 @@ unreachable collector never blocks a request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from opentelemetry import metrics, trace
+import orjson
+from opentelemetry import baggage, context, metrics, propagate, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from waypoint_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+TRIP_BAGGAGE = "waypoint.trip_id"
+TRIP_ATTRIBUTE = "waypoint.trip.id"
+
+
+class TripIdSpanProcessor(SpanProcessor):
+    """Puts the trip id carried in baggage on every span started under it, in every service."""
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        trip_id = baggage.get_baggage(TRIP_BAGGAGE, parent_context)
+        if trip_id:
+            span.set_attribute(TRIP_ATTRIBUTE, str(trip_id))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def trip_context(trip_id: str, traceparent: str | None = None) -> Iterator[None]:
+    """Within this block, spans carry the trip id and it travels as baggage to other services.
+
+    With `traceparent` (W3C), new spans join that trace: a job that runs a trip later becomes
+    part of the trip's trace, under the request that created it.
+    """
+    ctx = propagate.extract({"traceparent": traceparent}) if traceparent else context.get_current()
+    token = context.attach(baggage.set_baggage(TRIP_BAGGAGE, trip_id, context=ctx))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+def current_traceparent() -> str | None:
+    """The active span as a W3C `traceparent` value."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def current_trip_id() -> str | None:
+    value = baggage.get_baggage(TRIP_BAGGAGE)
+    return str(value) if value else None
+
+
+async def propagate_mcp_context(request: Any) -> None:
+    """httpx2 request hook: copy the MCP message's trace context into the HTTP headers.
+
+    The MCP SDK puts W3C trace context (and baggage) into `params._meta` of each request, but
+    the HTTP request is sent from the transport's own task, outside the caller's context; this
+    copies that context onto the HTTP request too, so the tool server's HTTP and Redis spans
+    join the caller's trace.
+    """
+    if request.method != "POST" or not request.content:
+        return
+    try:
+        message = orjson.loads(request.content)
+    except orjson.JSONDecodeError:
+        return
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict):
+        return
+    for header in ("traceparent", "tracestate", "baggage"):
+        value = meta.get(header)
+        if isinstance(value, str) and header not in request.headers:
+            request.headers[header] = value
 
 
 @dataclass(frozen=True)
@@ -55,11 +125,18 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
         return _installed
     resource = Resource.create({"service.name": service_name, "service.namespace": "waypoint"})
     tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(TripIdSpanProcessor())
     readers: list[MetricReader] = []
     if settings.otel_endpoint:
         base = settings.otel_endpoint.rstrip("/")
+        # Batched in a background thread with a bounded queue: a slow or absent collector
+        # costs dropped spans, never a blocked request.
         tracer_provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=5))
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=5),
+                max_queue_size=4096,
+                schedule_delay_millis=1000,
+            )
         )
         readers.append(
             PeriodicExportingMetricReader(

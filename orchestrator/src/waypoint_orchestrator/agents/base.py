@@ -1,18 +1,40 @@
-"""What every specialist shares: calling a tool with the retry policy, and reporting each try."""
+"""What every specialist shares: calling a tool with the retry policy, traced and measured.
+
+Each attempt is an `execute_tool <tool>` span (OpenTelemetry GenAI conventions) whose child is
+the MCP SDK's client span, and counts in the per-tool metrics: calls, errors and retries by
+tool, server and outcome, and the `mcp.client.operation.duration` histogram.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, StatusCode
 from tenacity import RetryCallState
 
 from waypoint_common.retries import ToolCallError, retrying
 from waypoint_orchestrator.toolclient import ToolClient
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("waypoint.orchestrator")
+meter = metrics.get_meter("waypoint.orchestrator")
+
+TOOL_CALLS = meter.create_counter("waypoint.tool.calls", unit="{call}", description="Tool call attempts")
+TOOL_ERRORS = meter.create_counter(
+    "waypoint.tool.errors", unit="{call}", description="Failed tool call attempts"
+)
+TOOL_RETRIES = meter.create_counter("waypoint.tool.retries", unit="{call}", description="Tool calls retried")
+TOOL_DURATION = meter.create_histogram(
+    "mcp.client.operation.duration",
+    unit="s",
+    description="Duration of an MCP tools/call attempt, as the client sees it",
+    explicit_bucket_boundaries_advisory=[0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+)
 
 RetryReporter = Callable[[str, int, str], Awaitable[None]]
 
@@ -34,6 +56,10 @@ class RetrySettings:
     initial_wait: float = 0.1
     max_wait: float = 2.0
     timeout: float = 10.0
+
+
+def error_type(exc: BaseException) -> str:
+    return "tool_error" if isinstance(exc, ToolCallError) and not exc.transient else type(exc).__name__
 
 
 class Specialist:
@@ -62,13 +88,55 @@ class Specialist:
             before_sleep=before_sleep,
         ):
             with attempt:
-                if pending and ctx.on_retry is not None:
-                    await ctx.on_retry(tool, ctx.attempts + 1, pending.pop())
+                if pending:
+                    TOOL_RETRIES.add(1, {"gen_ai.tool.name": tool, "server.name": self.client.server})
+                    reason = pending.pop()
+                    trace.get_current_span().add_event(
+                        "retry", {"gen_ai.tool.name": tool, "attempt": ctx.attempts + 1}
+                    )
+                    if ctx.on_retry is not None:
+                        await ctx.on_retry(tool, ctx.attempts + 1, reason)
                 ctx.attempts += 1
                 ctx.tool_calls.append(tool)
-                try:
-                    return await self.client.call(tool, arguments, read_timeout=self.retry.timeout)
-                except ToolCallError as exc:
-                    log.info("tool call failed", extra={"tool": tool, "step": ctx.step_id, "error": str(exc)})
-                    raise
+                return await self._attempt(tool, arguments, ctx)
         raise AssertionError("unreachable: tenacity re-raises the last failure")
+
+    async def _attempt(self, tool: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """One try, as one `execute_tool` span."""
+        attributes: dict[str, str | int] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.agent.name": self.name,
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.call.id": f"{ctx.trip_id}:{ctx.step_id}:{ctx.attempts}",
+            "server.name": self.client.server,
+            "waypoint.step.id": ctx.step_id,
+            "waypoint.attempt": ctx.attempts,
+        }
+        metric_attributes = {"gen_ai.tool.name": tool, "server.name": self.client.server}
+        started = time.perf_counter()
+        with tracer.start_as_current_span(
+            f"execute_tool {tool}", kind=SpanKind.INTERNAL, attributes=attributes, record_exception=False
+        ) as span:
+            try:
+                result = await self.client.call(tool, arguments, read_timeout=self.retry.timeout)
+            except ToolCallError as exc:
+                kind = error_type(exc)
+                # The message may echo arguments (names); the span gets the kind of failure only.
+                span.set_attribute("error.type", kind)
+                span.set_status(
+                    StatusCode.ERROR, "transient failure" if exc.transient else "tool refused the call"
+                )
+                outcome = {**metric_attributes, "error.type": kind, "outcome": "error"}
+                TOOL_CALLS.add(1, outcome)
+                TOOL_ERRORS.add(1, outcome)
+                TOOL_DURATION.record(
+                    time.perf_counter() - started,
+                    {**metric_attributes, "mcp.method.name": "tools/call", "error.type": kind},
+                )
+                log.info("tool call failed", extra={"tool": tool, "step": ctx.step_id, "error_type": kind})
+                raise
+            TOOL_CALLS.add(1, {**metric_attributes, "outcome": "ok"})
+            TOOL_DURATION.record(
+                time.perf_counter() - started, {**metric_attributes, "mcp.method.name": "tools/call"}
+            )
+            return result

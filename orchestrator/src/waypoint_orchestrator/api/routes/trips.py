@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from waypoint_common.telemetry import TRIP_ATTRIBUTE, current_traceparent, trip_context
 from waypoint_orchestrator.api.deps import Services, ServicesDep
 from waypoint_orchestrator.idempotency_keys import StoredResponse, fingerprint, valid_key
 from waypoint_orchestrator.models import SETTLED_STATUSES, Termination, Trip, TripRequest, jsonable
@@ -49,11 +50,11 @@ def _trip_json(trip: Trip) -> dict[str, Any]:
 
 
 def _trip_response(trip: Trip, status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        _trip_json(trip),
-        status_code=status_code,
-        headers={"Location": f"/v1/trips/{trip.id}", **(headers or {})},
-    )
+    """The trip, with its `Location` and the id of its trace (`X-Trace-Id`)."""
+    extra = {"Location": f"/v1/trips/{trip.id}", **(headers or {})}
+    if trip.trace_id:
+        extra["X-Trace-Id"] = trip.trace_id
+    return JSONResponse(_trip_json(trip), status_code=status_code, headers=extra)
 
 
 async def _load(services: Services, trip_id: str) -> Trip:
@@ -109,6 +110,20 @@ async def create_trip(
     for the trip to settle and is then `200`.
     """
     payload = body.model_dump(mode="json")
+    trip_id = uuid.uuid4().hex
+    trace.get_current_span().set_attribute(TRIP_ATTRIBUTE, trip_id)
+    with trip_context(trip_id):
+        return await _accept(body, payload, trip_id, services, idempotency_key, prefer)
+
+
+async def _accept(
+    body: TripRequest,
+    payload: dict[str, Any],
+    trip_id: str,
+    services: Services,
+    idempotency_key: str | None,
+    prefer: str | None,
+) -> JSONResponse:
     if idempotency_key is not None:
         if not valid_key(idempotency_key):
             raise Problem(
@@ -137,12 +152,13 @@ async def create_trip(
     trace_id, _ = _trace_ids()
     created = now()
     trip = Trip(
-        id=uuid.uuid4().hex,
+        id=trip_id,
         status="queued",
         created_at=created,
         updated_at=created,
         request=body,
         trace_id=trace_id,
+        traceparent=current_traceparent(),
         trace_url=f"{str(services.settings.jaeger_ui_url).rstrip('/')}/trace/{trace_id}"
         if services.settings.jaeger_ui_url and trace_id
         else None,
