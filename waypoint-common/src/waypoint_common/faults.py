@@ -13,6 +13,8 @@ What each fault does to a `tools/call`:
   injected error; nothing is written.
 - `lose_response_rate`: runs the tool (the write commits), then answers with a JSON-RPC
   internal error instead of the result, as a proxy that dropped the response would.
+- `fail_next`: the next N calls fail like injected errors, then the tool works again (for
+  deterministic "fails once, then succeeds" tests).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class FaultSpec(BaseModel):
     lose_response_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of calls that run (and commit) but lose their response."
     )
+    fail_next: int = Field(0, ge=0, le=1_000_000, description="Fail this many calls, then stop failing.")
 
 
 class FaultPlan(RootModel[dict[str, FaultSpec]]):
@@ -111,6 +114,10 @@ class FaultInjector:
             self.injected[f"{tool}:hang"] += 1
             await anyio.sleep(spec.hang_seconds)
             raise InjectedFault(tool, f"hung for {spec.hang_seconds:g}s")
+        if spec.fail_next > 0:
+            spec.fail_next -= 1
+            self.injected[f"{tool}:error"] += 1
+            raise InjectedFault(tool, "service error")
         if self._roll(spec.error_rate):
             self.injected[f"{tool}:error"] += 1
             raise InjectedFault(tool, "service error")

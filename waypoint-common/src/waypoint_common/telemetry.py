@@ -138,11 +138,9 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
                 schedule_delay_millis=1000,
             )
         )
+        # The interval comes from OTEL_METRIC_EXPORT_INTERVAL (milliseconds; the SDK default is 60 s).
         readers.append(
-            PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=5),
-                export_interval_millis=5_000,
-            )
+            PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=5))
         )
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)

@@ -1,0 +1,244 @@
+"""One trace per trip across the five services, per-tool metrics, redaction, and export that never blocks.
+
+The whole fleet here exports to a real OTLP/HTTP receiver (`tests/otlp.py`) with the real SDK
+exporters; nothing is read from inside the processes.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.otlp import OtlpReceiver, Span, is_descendant, latest_points, missing_parents, spans_of_trace
+from tests.support import RedisServer, ServiceProcess, free_port, orchestrator_env
+
+TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
+SERVICES = {*TOOL_SERVERS, "orchestrator"}
+TRAVELLER = "Ada Quintessa Lovelace"
+SECRET = "Bearer do-not-export-this-token-7f3a"
+
+
+@pytest.fixture(scope="module")
+def traced(log_dir: Path) -> Iterator[tuple[OtlpReceiver, dict[str, ServiceProcess]]]:
+    """A fleet of its own (own Redis, own tool servers) exporting telemetry to the receiver."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    redis = RedisServer.start()
+    telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+    tools = {
+        name: ServiceProcess.spawn(name, {"REDIS_URL": redis.url, **telemetry}, log_dir)
+        for name in TOOL_SERVERS
+    }
+    for service in tools.values():
+        service.wait_ready()
+    orchestrator = ServiceProcess.start(
+        "waypoint-orchestrator", orchestrator_env(redis.url, tools, **telemetry), log_dir
+    )
+    yield receiver, {**tools, "orchestrator": orchestrator}
+    for service in (orchestrator, *tools.values()):
+        service.stop()
+    redis.stop()
+    receiver.stop()
+
+
+def book(orchestrator: ServiceProcess, query: str, **headers: str) -> dict[str, Any]:
+    response = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips",
+        json={"query": query, "book": True, "traveler_name": TRAVELLER},
+        headers={"Prefer": "wait=60", **headers},
+        timeout=90,
+    )
+    assert response.status_code == 200, response.text
+    trip: dict[str, Any] = response.json()
+    assert trip["status"] == "booked", trip
+    assert response.headers["X-Trace-Id"] == trip["trace_id"]
+    return trip
+
+
+def trace_of(receiver: OtlpReceiver, trip: dict[str, Any], services: set[str] = SERVICES) -> list[Span]:
+    """The trip's spans once every service it used has exported its part."""
+    trace_id = trip["trace_id"]
+
+    def complete(r: OtlpReceiver) -> bool:
+        spans = spans_of_trace(r.spans(), trace_id)
+        return {s.service for s in spans} >= services and not missing_parents(spans)
+
+    receiver.wait_for(complete, timeout=30)
+    return spans_of_trace(receiver.spans(), trace_id)
+
+
+def test_a_booked_trip_is_one_connected_trace_across_the_fleet(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
+) -> None:
+    receiver, fleet = traced
+    trip = book(
+        fleet["orchestrator"],
+        "3-day trip to Boston from Chicago on June 17 for two with a fancy dinner, budget $5000",
+    )
+    spans = trace_of(receiver, trip)
+
+    # One trace: every span that carries the trip id is in it, and every span in it carries the trip id.
+    carrying = [s for s in receiver.spans() if s.attributes.get("waypoint.trip.id") == trip["id"]]
+    assert {s.trace_id for s in carrying} == {trip["trace_id"]}
+    assert [s.name for s in spans if s.attributes.get("waypoint.trip.id") != trip["id"]] == []
+    assert {s.service for s in spans} == SERVICES
+    assert missing_parents(spans) == []
+    roots = [s for s in spans if not s.parent_span_id]
+    assert len(roots) == 1
+    assert roots[0].service == "orchestrator"
+
+    names = collections.Counter(s.name for s in spans)
+    for agent in ("flights", "hotels", "weather", "dining"):
+        assert names[f"invoke_agent {agent}"] >= 1, names
+    assert names["saga book_trip"] == 1
+    assert names["process trip.plan"] == 1
+
+    # Each tool server's handling of a call sits under the orchestrator's execute_tool span for it.
+    executes = [s for s in spans if s.name.startswith("execute_tool ")]
+    assert {s.attributes["gen_ai.tool.name"] for s in executes} >= {
+        "search_flights",
+        "search_hotels",
+        "get_forecast",
+        "search_restaurants",
+        "book_flight",
+        "book_hotel",
+        "reserve_table",
+    }
+    for s in executes:
+        assert s.attributes["gen_ai.operation.name"] == "execute_tool"
+        assert s.attributes["gen_ai.tool.call.id"]
+    handling = [s for s in spans if s.service in TOOL_SERVERS and s.kind == "SERVER"]
+    assert handling
+    for server_span in handling:
+        owners = [e for e in executes if is_descendant(spans, server_span, e)]
+        assert len(owners) == 1, (server_span.name, server_span.service)
+        tool = owners[0].attributes["gen_ai.tool.name"]
+        if server_span.name.startswith("tools/call"):
+            assert server_span.name == f"tools/call {tool}"
+    # The tool servers' own HTTP spans and Redis spans are in the trace too.
+    assert any(s.service == "mcp-flights" and s.name.startswith("POST") for s in spans)
+
+    def redis_span_from_flights(r: OtlpReceiver) -> bool:
+        return any(
+            s.service == "mcp-flights"
+            and "redis" in (s.attributes.get("db.system"), s.attributes.get("db.system.name"))
+            for s in spans_of_trace(r.spans(), trip["trace_id"])
+        )
+
+    receiver.wait_for(redis_span_from_flights, timeout=15)
+    agent_spans = [s for s in spans if s.name.startswith("invoke_agent ")]
+    for s in executes:
+        assert any(is_descendant(spans, s, a) for a in agent_spans) or s.name.startswith("execute_tool book_")
+
+
+def test_a_retried_call_shows_both_attempts(traced: tuple[OtlpReceiver, dict[str, ServiceProcess]]) -> None:
+    receiver, fleet = traced
+    fleet["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"fail_next": 1}})
+    try:
+        trip = book(
+            fleet["orchestrator"], "3-day trip to Denver from Boston on June 24 for one, budget $3000"
+        )
+    finally:
+        fleet["mcp-weather"].admin("PUT", "/admin/faults", {})
+    spans = trace_of(receiver, trip, SERVICES - {"mcp-restaurants"})
+    attempts = sorted((s for s in spans if s.name == "execute_tool get_forecast"), key=lambda s: s.start_ns)
+    assert len(attempts) == 2
+    first, second = attempts
+    assert first.status_code == 2
+    assert first.attributes["error.type"] == "ToolUnavailable"
+    assert second.status_code != 2
+    assert "error.type" not in second.attributes
+    assert first.attributes["gen_ai.tool.call.id"] != second.attributes["gen_ai.tool.call.id"]
+    agent = next(s for s in spans if s.name == "invoke_agent weather")
+    assert first.parent_span_id == agent.span_id
+    assert second.parent_span_id == agent.span_id
+    assert any(name == "retry" for name, _ in agent.events)
+    forecast = next(step for step in trip["steps"] if step["id"] == "get_forecast")
+    assert forecast["attempts"] == 2
+
+
+def test_per_tool_metrics_count_the_calls_made(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
+) -> None:
+    receiver, fleet = traced
+    book(fleet["orchestrator"], "3-day trip to Miami from Denver on July 1 for two, budget $4000")
+    reached = collections.Counter[str]()
+    for name in TOOL_SERVERS:
+        reached.update(fleet[name].admin("GET", "/admin/stats")["calls"])
+
+    def counted(r: OtlpReceiver) -> dict[str, float]:
+        totals: dict[str, float] = collections.defaultdict(float)
+        for point in latest_points(r.metrics(), "mcp.client.operation.duration"):
+            totals[str(point.attributes["gen_ai.tool.name"])] += point.count or 0
+        return totals
+
+    receiver.wait_for(lambda r: counted(r) == dict(reached), timeout=30)
+    histograms = latest_points(receiver.metrics(), "mcp.client.operation.duration")
+    assert all(p.kind == "histogram" for p in histograms)
+    assert all(p.attributes["mcp.method.name"] == "tools/call" for p in histograms)
+    calls: dict[str, float] = collections.defaultdict(float)
+    for point in latest_points(receiver.metrics(), "waypoint.tool.calls"):
+        calls[str(point.attributes["gen_ai.tool.name"])] += point.value or 0
+    assert calls == dict(reached)
+    errors = latest_points(receiver.metrics(), "waypoint.tool.errors")
+    assert sum(p.value or 0 for p in errors) == sum(
+        p.value or 0
+        for p in latest_points(receiver.metrics(), "waypoint.tool.calls")
+        if p.attributes.get("outcome") == "error"
+    )
+    settled = latest_points(receiver.metrics(), "waypoint.trips.settled")
+    assert any(p.attributes["status"] == "booked" and (p.value or 0) >= 1 for p in settled)
+    assert latest_points(receiver.metrics(), "waypoint.trip.cost")
+
+
+def test_no_traveller_name_or_authorization_is_exported(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
+) -> None:
+    receiver, fleet = traced
+    trip = book(
+        fleet["orchestrator"],
+        "3-day trip to Seattle from Miami on July 8 for two with a fancy dinner, budget $5000",
+        Authorization=SECRET,
+    )
+    spans = trace_of(receiver, trip)
+    assert spans
+    token = SECRET.split()[-1]
+    exported = [*receiver.spans(), *receiver.logs()]
+    for item in exported:
+        text = repr(item)
+        assert TRAVELLER not in text
+        assert "Lovelace" not in text
+        assert token not in text
+    for span in receiver.spans():
+        assert not any("authorization" in key.lower() for key in span.attributes)
+
+
+def test_trips_succeed_when_the_collector_is_unreachable(
+    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    orchestrator = ServiceProcess.start(
+        "waypoint-orchestrator",
+        orchestrator_env(
+            redis_server.url, servers, OTEL_EXPORTER_OTLP_ENDPOINT=dead, OTEL_METRIC_EXPORT_INTERVAL="200"
+        ),
+        log_dir,
+    )
+    try:
+        for day in (3, 4, 5):
+            response = httpx2.post(
+                f"{orchestrator.base_url}/v1/trips",
+                json={"query": f"2-day trip to Austin from Dallas on August {day} for one, budget $3000"},
+                headers={"Prefer": "wait=30"},
+                timeout=60,
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "planned"
+        assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=5).status_code == 200
+    finally:
+        orchestrator.stop()
