@@ -242,3 +242,37 @@ def test_trips_succeed_when_the_collector_is_unreachable(
         assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=5).status_code == 200
     finally:
         orchestrator.stop()
+
+
+def test_an_unsampled_trip_is_unsampled_in_every_service(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]], log_dir: Path
+) -> None:
+    """Sampling is decided once, at the trip's first span; every service follows it."""
+    receiver, fleet = traced
+    tools = {name: fleet[name] for name in TOOL_SERVERS}
+    redis_url = fleet["mcp-flights"].env["REDIS_URL"]
+    orchestrator = ServiceProcess.start(
+        "waypoint-orchestrator",
+        orchestrator_env(
+            redis_url,
+            tools,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0",
+        ),
+        log_dir,
+    )
+    try:
+        trip = book(
+            orchestrator,
+            "3-day trip to Denver from Seattle on July 15 for two with a fancy dinner, budget $5000",
+        )
+        # A sampled trip from the module's orchestrator, to know that everything exported meanwhile arrived.
+        marker = book(
+            fleet["orchestrator"], "3-day trip to Boston from Denver on July 22 for one, budget $3000"
+        )
+        trace_of(receiver, marker, SERVICES - {"mcp-restaurants"})
+    finally:
+        orchestrator.stop()
+    assert [s for s in receiver.spans() if s.attributes.get("waypoint.trip.id") == trip["id"]] == []
+    assert spans_of_trace(receiver.spans(), trip["trace_id"]) == []
