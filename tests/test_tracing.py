@@ -7,6 +7,7 @@ exporters; nothing is read from inside the processes.
 from __future__ import annotations
 
 import collections
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,20 @@ def test_a_retried_call_shows_both_attempts(traced: tuple[OtlpReceiver, dict[str
     assert any(name == "retry" for name, _ in agent.events)
     forecast = next(step for step in trip["steps"] if step["id"] == "get_forecast")
     assert forecast["attempts"] == 2
+    # Logs are JSON lines carrying the trace, the span and the trip.
+    lines = [
+        json.loads(line)
+        for line in fleet["orchestrator"].log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    failures = [
+        line
+        for line in lines
+        if line.get("message") == "tool call failed" and line.get("trip_id") == trip["id"]
+    ]
+    assert failures
+    assert failures[0]["trace_id"] == trip["trace_id"]
+    assert failures[0]["span_id"] == first.span_id
 
 
 def test_per_tool_metrics_count_the_calls_made(
@@ -259,6 +274,7 @@ def test_an_unsampled_trip_is_unsampled_in_every_service(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
             OTEL_TRACES_SAMPLER="parentbased_traceidratio",
             OTEL_TRACES_SAMPLER_ARG="0",
+            JAEGER_UI_URL="http://localhost:16686",
         ),
         log_dir,
     )
@@ -274,5 +290,6 @@ def test_an_unsampled_trip_is_unsampled_in_every_service(
         trace_of(receiver, marker, SERVICES - {"mcp-restaurants"})
     finally:
         orchestrator.stop()
+    assert trip["trace_url"] == f"http://localhost:16686/trace/{trip['trace_id']}"
     assert [s for s in receiver.spans() if s.attributes.get("waypoint.trip.id") == trip["id"]] == []
     assert spans_of_trace(receiver.spans(), trip["trace_id"]) == []

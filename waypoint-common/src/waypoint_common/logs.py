@@ -37,6 +37,9 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per HTTP request made is noise next to the traces, which have them all.
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     # uvicorn installs its own handlers; route its records through ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
