@@ -38,11 +38,23 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.tool_timeout_seconds
+
+        def tool_client(server: str, url: object) -> ToolClient:
+            return ToolClient(
+                server,
+                str(url),
+                timeout=timeout,
+                breaker_failures=settings.breaker_failures,
+                breaker_cooldown=settings.breaker_cooldown_seconds,
+                retry_capacity=settings.retry_budget_capacity,
+                retry_rate=settings.retry_budget_per_second,
+            )
+
         clients = {
-            "flights": ToolClient("mcp-flights", str(settings.mcp_flights_url), timeout=timeout),
-            "hotels": ToolClient("mcp-hotels", str(settings.mcp_hotels_url), timeout=timeout),
-            "weather": ToolClient("mcp-weather", str(settings.mcp_weather_url), timeout=timeout),
-            "restaurants": ToolClient("mcp-restaurants", str(settings.mcp_restaurants_url), timeout=timeout),
+            "flights": tool_client("mcp-flights", settings.mcp_flights_url),
+            "hotels": tool_client("mcp-hotels", settings.mcp_hotels_url),
+            "weather": tool_client("mcp-weather", settings.mcp_weather_url),
+            "restaurants": tool_client("mcp-restaurants", settings.mcp_restaurants_url),
         }
         retry = RetrySettings(
             attempts=settings.tool_attempts, max_wait=settings.retry_max_wait_seconds, timeout=timeout

@@ -28,6 +28,14 @@ class OrchestratorSettings(ServiceSettings):
     tool_timeout_seconds: float = Field(10, gt=0, le=120, description="Timeout of one tool call attempt.")
     tool_attempts: int = Field(4, ge=1, le=10, description="Tries per tool call (transient failures only).")
     retry_max_wait_seconds: float = Field(2.0, gt=0, le=60, description="Cap on the backoff between tries.")
+    breaker_failures: int = Field(5, ge=1, le=1000, description="Consecutive failures that open a breaker.")
+    breaker_cooldown_seconds: float = Field(
+        10, gt=0, le=600, description="Open breaker's wait before a probe."
+    )
+    retry_budget_capacity: float = Field(
+        20, ge=0, le=10_000, description="Retries a tool server may get in a burst."
+    )
+    retry_budget_per_second: float = Field(2, ge=0, le=1000, description="Retry tokens refilled per second.")
     job_lease_seconds: float = Field(
         60,
         gt=0,

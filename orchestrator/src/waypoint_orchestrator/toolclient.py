@@ -17,20 +17,64 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
+from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
 from waypoint_common.retries import ToolRejected, ToolUnavailable
 from waypoint_common.telemetry import propagate_mcp_context
 
 log = logging.getLogger(__name__)
+meter = metrics.get_meter("waypoint.orchestrator")
+BREAKER_OPENINGS = meter.create_counter(
+    "waypoint.breaker.openings", unit="{opening}", description="Circuit breaker openings by tool server"
+)
+_BREAKERS: list[CircuitBreaker] = []
+
+
+def _observe_breakers(_: CallbackOptions) -> list[Observation]:
+    return [Observation(STATE_VALUES[b.state], {"server.name": b.name}) for b in _BREAKERS]
+
+
+meter.create_observable_gauge(
+    "waypoint.breaker.state",
+    callbacks=[_observe_breakers],
+    description="Circuit breaker state by tool server: 0 closed, 1 half-open, 2 open",
+)
+
+
+def _breaker_changed(server: str, state: BreakerState) -> None:
+    log.warning("circuit breaker %s", state, extra={"server": server, "breaker_state": state})
+    if state == "open":
+        BREAKER_OPENINGS.add(1, {"server.name": server})
+
+
+class CircuitOpenError(ToolUnavailable):
+    """Failed fast: the server's breaker is open, the call was not made."""
 
 
 class ToolClient:
     """Calls the tools of one MCP server."""
 
-    def __init__(self, server: str, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        breaker_failures: int = 5,
+        breaker_cooldown: float = 10.0,
+        retry_capacity: float = 20.0,
+        retry_rate: float = 2.0,
+    ) -> None:
         self.server = server
         self.url = url
         self.timeout = timeout
+        self.breaker = CircuitBreaker(
+            server, failures=breaker_failures, cooldown=breaker_cooldown, on_change=_breaker_changed
+        )
+        self.retry_budget = RetryBudget(capacity=retry_capacity, rate=retry_rate)
+        _BREAKERS.append(self.breaker)
         self._client: Client | None = None
         self._owner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -92,7 +136,22 @@ class ToolClient:
         read_timeout: float | None = None,
         meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Call a tool and return its structured result."""
+        """Call a tool and return its structured result (or fail fast while the breaker is open)."""
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise CircuitOpenError(self.server, tool, str(exc)) from exc
+        try:
+            result = await self._call(tool, arguments, read_timeout, meta)
+        except ToolUnavailable:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], read_timeout: float | None, meta: dict[str, Any] | None
+    ) -> dict[str, Any]:
         client = await self._connection()
         try:
             result = await client.call_tool(
@@ -112,6 +171,8 @@ class ToolClient:
             raise ToolUnavailable(self.server, tool, f"transport failure: {exc!r}") from exc
         if result.is_error:
             text = " ".join(getattr(c, "text", "") for c in result.content).strip()
+            # The server answered: as far as the breaker is concerned, that is a success.
+            self.breaker.record_success()
             raise ToolRejected(self.server, tool, text.removeprefix(f"Error executing tool {tool}: "))
         if result.structured_content is None:
             raise ToolRejected(self.server, tool, "no structured result")
@@ -120,3 +181,5 @@ class ToolClient:
     async def aclose(self) -> None:
         async with self._lock:
             await self._close_owner()
+        if self.breaker in _BREAKERS:
+            _BREAKERS.remove(self.breaker)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -50,12 +49,24 @@ def retrying(
     initial_wait: float = 0.1,
     max_wait: float = 2.0,
     before_sleep: Callable[[RetryCallState], None] | None = None,
+    allow_retry: Callable[[], bool] | None = None,
 ) -> AsyncRetrying:
-    """Retry transient tool failures: at most `attempts` tries, full-jitter waits up to `max_wait`."""
+    """Retry transient tool failures: at most `attempts` tries, full-jitter waits up to `max_wait`.
+
+    `allow_retry` is asked before each retry (a retry budget): when it says no, the failure is final.
+    """
+
+    def worth_retrying(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is None or not is_transient(exc) or state.attempt_number >= attempts:
+            return False
+        # Asked last, so a token is spent only on a retry that will happen.
+        return allow_retry is None or allow_retry()
+
     return AsyncRetrying(
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
-        retry=retry_if_exception(is_transient),
+        retry=worth_retrying,
         before_sleep=before_sleep,
         reraise=True,
     )

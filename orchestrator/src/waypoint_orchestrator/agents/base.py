@@ -86,6 +86,7 @@ class Specialist:
             initial_wait=self.retry.initial_wait,
             max_wait=self.retry.max_wait,
             before_sleep=before_sleep,
+            allow_retry=self.client.retry_budget.try_spend,
         ):
             with attempt:
                 if pending:
