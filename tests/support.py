@@ -207,6 +207,8 @@ def orchestrator_env(
         "WAYPOINT_WORKERS": "4",
         "WAYPOINT_TOOL_TIMEOUT_SECONDS": "5",
         "WAYPOINT_RETRY_MAX_WAIT_SECONDS": "0.2",
+        # Tests inject permanent failures one after another; breakers have a test of their own.
+        "WAYPOINT_BREAKER_FAILURES": "1000",
         **extra,
     }
 

@@ -49,12 +49,18 @@ class JobQueue:
         claimed = autoclaimed[1]
         if claimed:
             job_id, fields = claimed[0]
-            return Job(job_id, fields["trip_id"], fields["action"], deliveries=2)
+            pending: Any = await self.redis.xpending_range(STREAM, GROUP, min=job_id, max=job_id, count=1)
+            deliveries = int(pending[0]["times_delivered"]) if pending else 2
+            return Job(job_id, fields["trip_id"], fields["action"], deliveries=deliveries)
         reply: Any = await self.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block_ms)
         if not reply or not reply[0][1]:
             return None
         job_id, fields = reply[0][1][0]
         return Job(job_id, fields["trip_id"], fields["action"])
+
+    async def touch(self, job: Job, consumer: str) -> None:
+        """Renew the lease: a job being worked on is not idle, so no other worker takes it."""
+        await self.redis.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[job.id], justid=True)
 
     async def ack(self, job: Job) -> None:
         pipe = self.redis.pipeline(transaction=True)

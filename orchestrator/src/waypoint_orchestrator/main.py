@@ -18,6 +18,7 @@ from waypoint_orchestrator.agents.hotels import HotelsAgent
 from waypoint_orchestrator.agents.weather import WeatherAgent
 from waypoint_orchestrator.api.deps import Services
 from waypoint_orchestrator.api.routes import trips
+from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.pipeline import Agents, TripRunner
@@ -65,7 +66,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             weather=WeatherAgent(clients["weather"], retry),
             dining=DiningAgent(clients["restaurants"], retry),
         )
-        runner = TripRunner(store, queue, agents, worker_name())
+        runner = TripRunner(store, queue, agents, worker_name(), BudgetLedger(redis), settings.limits_for)
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
         await pool.start()

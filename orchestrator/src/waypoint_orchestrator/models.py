@@ -54,6 +54,21 @@ class DiningWish(BaseModel):
     cuisine: ShortText | None = None
 
 
+class TripLimits(BaseModel):
+    """Per-request budget overrides; each must stay within the server's cap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int | None = Field(
+        None, ge=1, description="Steps the trip may run (searches, choosing, bookings)."
+    )
+    max_tool_calls: int | None = Field(None, ge=1, description="Tool call attempts, retries included.")
+    max_tokens: int | None = Field(
+        None, ge=0, description="Language-model tokens (none are used by default)."
+    )
+    max_wall_seconds: float | None = Field(None, gt=0, description="Time from the start of planning.")
+
+
 class TripRequest(BaseModel):
     """`POST /v1/trips`: structured fields and/or a free-text `query`; structured fields win."""
 
@@ -98,6 +113,7 @@ class TripRequest(BaseModel):
     book: bool = Field(
         False, description="Book at once; otherwise the trip stops at `planned` until confirmed."
     )
+    limits: TripLimits | None = Field(None, description="Budget overrides, within the server's caps.")
 
     @model_validator(mode="after")
     def _something_to_plan(self) -> TripRequest:
@@ -291,6 +307,10 @@ class Trip(BaseModel):
     termination: Termination | None = None
     manual_intervention_required: bool = False
     cancel_requested: bool = False
+    usage: dict[str, float] = Field(
+        default_factory=dict,
+        description="Budgets: limits (`limit:*`), what was used (`used:*`), the deadline.",
+    )
     trace_id: str | None = None
     trace_url: str | None = None
     traceparent: str | None = Field(None, description="W3C trace context the trip's jobs continue.")

@@ -27,10 +27,12 @@ from waypoint_orchestrator.agents.dining import DiningAgent
 from waypoint_orchestrator.agents.flights import FlightsAgent
 from waypoint_orchestrator.agents.hotels import HotelsAgent
 from waypoint_orchestrator.agents.weather import WeatherAgent
+from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
 from waypoint_orchestrator.jobs import Job, JobQueue
 from waypoint_orchestrator.models import (
+    SETTLED_STATUSES,
     BookingRecord,
     DiningWish,
     Itinerary,
@@ -64,10 +66,14 @@ class Agents:
 
 
 class StepFailed(Exception):
-    def __init__(self, step_id: str, error: str) -> None:
+    def __init__(self, step_id: str, error: str, budget: BudgetExhausted | None = None) -> None:
         super().__init__(f"{step_id}: {error}")
         self.step_id = step_id
         self.error = error
+        self.budget = budget
+
+
+MAX_DELIVERIES = 3
 
 
 def _status_event(trip: Trip) -> Event:
@@ -84,11 +90,21 @@ def _settle(trip: Trip, status: TripStatus, reason: str, detail: str = "") -> li
 
 
 class TripRunner:
-    def __init__(self, store: TripStore, queue: JobQueue, agents: Agents, worker_id: str) -> None:
+    def __init__(
+        self,
+        store: TripStore,
+        queue: JobQueue,
+        agents: Agents,
+        worker_id: str,
+        ledger: BudgetLedger,
+        limits_for: Callable[[Any], tuple[dict[str, float], Any]],
+    ) -> None:
         self.store = store
         self.queue = queue
         self.agents = agents
         self.worker_id = worker_id
+        self.ledger = ledger
+        self.limits_for = limits_for
 
     async def run(self, job: Job) -> None:
         """Run a job as part of the trip's trace: a child of the request that created the trip."""
@@ -115,7 +131,29 @@ class TripRunner:
                     "waypoint.worker": self.worker_id,
                 },
             ):
-                await handlers[job.action](job.trip_id)
+                if job.deliveries > MAX_DELIVERIES:
+                    await self._no_progress(job)
+                else:
+                    await handlers[job.action](job.trip_id)
+        usage = await self.ledger.usage(job.trip_id)
+        if usage:
+
+            def record_usage(t: Trip) -> list[Event]:
+                t.usage = usage
+                return []
+
+            await self.store.update(job.trip_id, record_usage)
+
+    async def _no_progress(self, job: Job) -> None:
+        """A job that keeps coming back without finishing (its worker dies, or it fails each time)."""
+        detail = f"the {job.action} job was delivered {job.deliveries} times without finishing"
+        trip = await self.store.get(job.trip_id)
+        if trip.status in SETTLED_STATUSES:
+            return
+        if any(b.status == "confirmed" for b in trip.bookings):
+            await self._compensate(job.trip_id, "no_progress", detail)
+            return
+        await self.store.update(job.trip_id, lambda t: _settle(t, "failed", "no_progress", detail))
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -173,6 +211,14 @@ class TripRunner:
         trip = await self.store.update(trip_id, routed)
         if trip.status != "running" or trip.resolved is None:
             return
+        limits, _ = self.limits_for(trip.request.limits)
+        await self.ledger.open(
+            trip_id,
+            steps=int(limits["max_steps"]),
+            tool_calls=int(limits["max_tool_calls"]),
+            tokens=int(limits["max_tokens"]),
+            wall_seconds=limits["max_wall_seconds"],
+        )
         await self._execute_plan(trip)
 
     async def _execute_plan(self, trip: Trip) -> None:
@@ -188,6 +234,10 @@ class TripRunner:
             return_exceptions=True,
         )
         warnings: list[str] = []
+        spent = [o.budget for o in outcomes if isinstance(o, StepFailed) and o.budget is not None]
+        if spent:
+            await self._budget_exhausted(trip.id, spent[0])
+            return
         for step, outcome in zip(searches, outcomes, strict=True):
             if isinstance(outcome, StepFailed):
                 if step.agent in OPTIONAL_AGENTS:
@@ -225,7 +275,10 @@ class TripRunner:
             try:
                 selection = _selection_from(await self._step(trip.id, choice_step, results, choose_action))
             except StepFailed as exc:
-                await self._fail(trip.id, "error", exc.error, skip=["summarize"])
+                if exc.budget is not None:
+                    await self._budget_exhausted(trip.id, exc.budget)
+                else:
+                    await self._fail(trip.id, "error", exc.error, skip=["summarize"])
                 return
         warnings.extend(selection.warnings)
         summarize_step = trip.step("summarize")
@@ -233,7 +286,15 @@ class TripRunner:
         async def summarize_action(_: CallContext) -> Any:
             return jsonable(summarize(resolved, trip_shape, selection, forecast, warnings))
 
-        itinerary = await self._step(trip.id, summarize_step, results, summarize_action)
+        try:
+            itinerary = await self._step(trip.id, summarize_step, results, summarize_action)
+        except StepFailed as exc:
+            # Summarizing calls no tool: only a spent budget (steps, wall time) stops it.
+            if exc.budget is not None:
+                await self._budget_exhausted(trip.id, exc.budget)
+            else:
+                await self._fail(trip.id, "error", exc.error, skip=[])
+            return
 
         def planned(t: Trip) -> list[Event]:
             t.itinerary = Itinerary.model_validate(itinerary)
@@ -298,12 +359,15 @@ class TripRunner:
 
         await self.store.update(trip_id, started)
 
+        async def charge_call(charge_id: str) -> None:
+            await self.ledger.charge(trip_id, "tool_calls", 1, charge_id)
+
         async def on_retry(tool: str, attempt: int, error: str) -> None:
             await self.store.emit(
                 trip_id, "step.retried", {"step": step.id, "tool": tool, "attempt": attempt, "error": error}
             )
 
-        ctx = CallContext(trip_id, step.id, on_retry)
+        ctx = CallContext(trip_id, step.id, on_retry, charge_call)
         specialist = step.agent not in ("planner", "summarizer")
         span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
         attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}
@@ -314,14 +378,16 @@ class TripRunner:
                 span_name, attributes=attributes, record_exception=False
             ) as span:
                 try:
+                    await self.ledger.charge(trip_id, "steps", 1, f"step:{step.id}")
                     result = await action(ctx)
-                except (ToolCallError, StepFailed) as failure:
+                except (ToolCallError, StepFailed, BudgetExhausted) as failure:
                     span.set_attribute("error.type", type(failure).__name__)
                     span.set_status(StatusCode.ERROR, f"{step.id} failed")
                     raise
                 span.set_attribute("waypoint.step.attempts", ctx.attempts)
-        except (ToolCallError, StepFailed) as exc:
+        except (ToolCallError, StepFailed, BudgetExhausted) as exc:
             error = exc.error if isinstance(exc, StepFailed) else str(exc)
+            budget = exc if isinstance(exc, BudgetExhausted) else None
 
             def failed(t: Trip) -> list[Event]:
                 record = t.step(step.id)
@@ -332,7 +398,7 @@ class TripRunner:
                 return [("step.failed", {"step": step.id, "attempts": ctx.attempts, "error": error})]
 
             await self.store.update(trip_id, failed)
-            raise StepFailed(step.id, error) from exc
+            raise StepFailed(step.id, error, budget) from exc
         await self.store.save_result(trip_id, step.id, result)
         results[step.id] = result
 
@@ -355,6 +421,22 @@ class TripRunner:
             return _settle(t, "failed", reason, detail)
 
         await self.store.update(trip_id, fail)
+
+    async def _budget_exhausted(self, trip_id: str, exc: BudgetExhausted) -> None:
+        """Stop on a spent budget, keeping what was done (the steps and their results)."""
+        detail = f"{exc.budget}: {exc.used:g} of {exc.limit:g} used"
+
+        def stop(t: Trip) -> list[Event]:
+            for record in t.steps:
+                if record.status == "pending":
+                    record.status = "skipped"
+            done = any(r.status == "succeeded" for r in t.steps)
+            return [
+                ("budget.exhausted", {"budget": exc.budget, "used": exc.used, "limit": exc.limit}),
+                *_settle(t, "partial" if done else "failed", "budget_exhausted", detail),
+            ]
+
+        await self.store.update(trip_id, stop)
 
     async def _cancelled(self, trip_id: str) -> bool:
         trip = await self.store.get(trip_id)
@@ -432,7 +514,7 @@ class TripRunner:
             except StepFailed as exc:
                 await self._compensate(
                     trip_id,
-                    "booking_failed",
+                    "budget_exhausted" if exc.budget is not None else "booking_failed",
                     f"{kind} booking failed: {exc.error}",
                     uncertain=(step_id, action) if _uncertain(exc) else None,
                 )
@@ -600,9 +682,9 @@ class TripRunner:
 
 
 def _uncertain(exc: StepFailed) -> bool:
-    """A failure that does not say whether the write happened (anything but a tool's refusal)."""
+    """A failure that does not say whether the write happened (the call went out and no answer came)."""
     cause = exc.__cause__
-    return not isinstance(cause, ToolRejected)
+    return exc.budget is None and not isinstance(cause, ToolRejected)
 
 
 def _summary(step: StepRecord, result: Any) -> str:

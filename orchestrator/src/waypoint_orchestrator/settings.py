@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field
 
 from waypoint_common.settings import ServiceSettings
+from waypoint_orchestrator.models import TripLimits
 
 
 class OrchestratorSettings(ServiceSettings):
@@ -36,9 +37,39 @@ class OrchestratorSettings(ServiceSettings):
         20, ge=0, le=10_000, description="Retries a tool server may get in a burst."
     )
     retry_budget_per_second: float = Field(2, ge=0, le=1000, description="Retry tokens refilled per second.")
+    # Per-trip budgets: the default for a request that names none, and the most one may ask for.
+    budget_steps: int = Field(40, ge=1, description="Default step budget per trip.")
+    budget_steps_cap: int = Field(200, ge=1)
+    budget_tool_calls: int = Field(60, ge=1, description="Default tool-call budget per trip (retries count).")
+    budget_tool_calls_cap: int = Field(500, ge=1)
+    budget_tokens: int = Field(50_000, ge=0, description="Default language-model token budget per trip.")
+    budget_tokens_cap: int = Field(1_000_000, ge=0)
+    budget_wall_seconds: float = Field(300, gt=0, description="Default wall-time budget per trip.")
+    budget_wall_seconds_cap: float = Field(3600, gt=0)
     job_lease_seconds: float = Field(
         60,
         gt=0,
         le=3600,
         description="A job idle this long (its worker died) is taken over by another worker.",
     )
+
+    def limits_for(self, requested: TripLimits | None) -> tuple[dict[str, float], list[tuple[str, str]]]:
+        """The trip's limits (defaults overridden by the request), and the overrides above a cap."""
+        requested = requested or TripLimits()
+        table = {
+            "max_steps": (requested.max_steps, self.budget_steps, self.budget_steps_cap),
+            "max_tool_calls": (requested.max_tool_calls, self.budget_tool_calls, self.budget_tool_calls_cap),
+            "max_tokens": (requested.max_tokens, self.budget_tokens, self.budget_tokens_cap),
+            "max_wall_seconds": (
+                requested.max_wall_seconds,
+                self.budget_wall_seconds,
+                self.budget_wall_seconds_cap,
+            ),
+        }
+        limits: dict[str, float] = {}
+        refused: list[tuple[str, str]] = []
+        for name, (asked, default, cap) in table.items():
+            if asked is not None and asked > cap:
+                refused.append((f"limits.{name}", f"{asked:g} is above this server's cap of {cap:g}"))
+            limits[name] = min(asked, cap) if asked is not None else default
+        return limits, refused

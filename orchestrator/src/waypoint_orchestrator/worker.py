@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.jobs import Job, JobQueue
 from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.store import TripNotFound
 
@@ -53,6 +53,17 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def _heartbeat(self, job: Job, consumer: str) -> None:
+        """Keep the job's lease while it runs; if this process dies, the lease runs out."""
+        interval = max(0.5, self.queue.lease_ms / 3000)
+        while True:
+            await asyncio.sleep(interval)
+            with (
+                contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError),
+                suppress_instrumentation(),
+            ):
+                await self.queue.touch(job, consumer)
+
     async def _loop(self, consumer: str) -> None:
         group_ready = False
         while not self._stopping.is_set():
@@ -65,10 +76,13 @@ class WorkerPool:
                     job = await self.queue.next(consumer, block_ms=1000)
                 if job is None:
                     continue
+                heartbeat = asyncio.create_task(self._heartbeat(job, consumer))
                 try:
                     await self.runner.run(job)
                 except TripNotFound:
                     log.warning("job for an unknown trip dropped", extra={"trip_id": job.trip_id})
+                finally:
+                    heartbeat.cancel()
                 await self.queue.ack(job)
             except asyncio.CancelledError:
                 raise

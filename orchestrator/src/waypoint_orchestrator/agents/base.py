@@ -37,6 +37,7 @@ TOOL_DURATION = meter.create_histogram(
 )
 
 RetryReporter = Callable[[str, int, str], Awaitable[None]]
+Charger = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -46,6 +47,7 @@ class CallContext:
     trip_id: str
     step_id: str
     on_retry: RetryReporter | None = None
+    charge_call: Charger | None = None
     attempts: int = 0
     tool_calls: list[str] = field(default_factory=list)
 
@@ -98,6 +100,9 @@ class Specialist:
                     if ctx.on_retry is not None:
                         await ctx.on_retry(tool, ctx.attempts + 1, reason)
                 ctx.attempts += 1
+                if ctx.charge_call is not None:
+                    # Charged before the call, once per attempt id: raises when the budget is spent.
+                    await ctx.charge_call(f"{ctx.step_id}:{tool}:{ctx.attempts}")
                 ctx.tool_calls.append(tool)
                 return await self._attempt(tool, arguments, ctx)
         raise AssertionError("unreachable: tenacity re-raises the last failure")

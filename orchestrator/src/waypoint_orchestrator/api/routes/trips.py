@@ -110,6 +110,14 @@ async def create_trip(
     for the trip to settle and is then `200`.
     """
     payload = body.model_dump(mode="json")
+    _, refused = services.settings.limits_for(body.limits)
+    if refused:
+        raise Problem(
+            422,
+            "validation-error",
+            "; ".join(f"{f}: {r}" for f, r in refused),
+            errors=[{"field": f, "message": r} for f, r in refused],
+        )
     trip_id = uuid.uuid4().hex
     trace.get_current_span().set_attribute(TRIP_ATTRIBUTE, trip_id)
     with trip_context(trip_id):

@@ -1,0 +1,86 @@
+"""Hard per-trip budgets, charged atomically in Redis before each step and each tool call.
+
+A charge carries an id (the step, or the step and attempt): charging the same id twice, as a
+retried or resumed step would, counts once. The check and the increment are one Lua script, so
+any number of workers charging one trip can never take it past its limits.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from waypoint_orchestrator.store import TRIP_TTL_SECONDS, TripStore
+
+Counted = Literal["steps", "tool_calls", "tokens"]
+BudgetName = Literal["steps", "tool_calls", "tokens", "wall_time"]
+
+_CHARGE = """
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline'))
+if deadline and tonumber(ARGV[5]) > deadline then return {-1, 0, 0} end
+local limit = tonumber(redis.call('HGET', KEYS[1], 'limit:' .. ARGV[1]))
+local used = tonumber(redis.call('HGET', KEYS[1], 'used:' .. ARGV[1]) or '0')
+if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1 then return {1, used, limit or -1} end
+local amount = tonumber(ARGV[2])
+if limit and used + amount > limit then return {0, used, limit} end
+redis.call('HINCRBY', KEYS[1], 'used:' .. ARGV[1], amount)
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {1, used + amount, limit or -1}
+"""
+
+
+class BudgetExhausted(Exception):
+    def __init__(self, budget: BudgetName, used: float, limit: float) -> None:
+        super().__init__(f"budget exhausted: {budget} ({used:g} of {limit:g} used)")
+        self.budget = budget
+        self.used = used
+        self.limit = limit
+
+
+class BudgetLedger:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._charge = redis.register_script(_CHARGE)
+
+    @staticmethod
+    def _keys(trip_id: str) -> list[str]:
+        base = TripStore.key(trip_id)
+        return [f"{base}:budget", f"{base}:charges"]
+
+    async def open(self, trip_id: str, steps: int, tool_calls: int, tokens: int, wall_seconds: float) -> None:
+        """Set the trip's limits and its deadline, once (a resumed trip keeps the first ones)."""
+        key = self._keys(trip_id)[0]
+        pipe = self.redis.pipeline(transaction=True)
+        for field, value in (
+            ("limit:steps", steps),
+            ("limit:tool_calls", tool_calls),
+            ("limit:tokens", tokens),
+            ("limit:wall_seconds", wall_seconds),
+            ("deadline", time.time() + wall_seconds),
+        ):
+            pipe.hsetnx(key, field, value)
+        pipe.expire(key, TRIP_TTL_SECONDS)
+        await pipe.execute()
+
+    async def charge(self, trip_id: str, budget: Counted, amount: int, charge_id: str) -> None:
+        """Take `amount` from the budget, or raise `BudgetExhausted`; a repeated `charge_id` is free."""
+        ok, used, limit = await self._charge(
+            keys=self._keys(trip_id), args=[budget, amount, charge_id, TRIP_TTL_SECONDS, time.time()]
+        )
+        if int(ok) == -1:
+            await self.check_deadline(trip_id)
+        if int(ok) != 1:
+            raise BudgetExhausted(budget, float(used), float(limit))
+
+    async def check_deadline(self, trip_id: str) -> None:
+        raw = await self.redis.hmget(self._keys(trip_id)[0], ["deadline", "limit:wall_seconds"])
+        deadline, limit = raw
+        if deadline is not None and time.time() > float(deadline):
+            raise BudgetExhausted("wall_time", float(limit or 0), float(limit or 0))
+
+    async def usage(self, trip_id: str) -> dict[str, float]:
+        raw: dict[str, str] = await self.redis.hgetall(self._keys(trip_id)[0])  # type: ignore[assignment]
+        return {k: float(v) for k, v in raw.items()}
