@@ -34,7 +34,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     redis = connect_redis(str(settings.redis_url))
     store = TripStore(redis)
     queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
-    services = Services(settings, store, queue, IdempotencyKeys(redis))
+    ledger = BudgetLedger(redis)
+    services = Services(settings, store, queue, IdempotencyKeys(redis), ledger)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +67,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             weather=WeatherAgent(clients["weather"], retry),
             dining=DiningAgent(clients["restaurants"], retry),
         )
-        runner = TripRunner(store, queue, agents, worker_name(), BudgetLedger(redis), settings.limits_for)
+        runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for)
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
         await pool.start()

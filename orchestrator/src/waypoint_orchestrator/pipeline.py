@@ -135,14 +135,6 @@ class TripRunner:
                     await self._no_progress(job)
                 else:
                     await handlers[job.action](job.trip_id)
-        usage = await self.ledger.usage(job.trip_id)
-        if usage:
-
-            def record_usage(t: Trip) -> list[Event]:
-                t.usage = usage
-                return []
-
-            await self.store.update(job.trip_id, record_usage)
 
     async def _no_progress(self, job: Job) -> None:
         """A job that keeps coming back without finishing (its worker dies, or it fails each time)."""

@@ -15,6 +15,8 @@ What each fault does to a `tools/call`:
   internal error instead of the result, as a proxy that dropped the response would.
 - `fail_next`: the next N calls fail like injected errors, then the tool works again (for
   deterministic "fails once, then succeeds" tests).
+- `reject_rate`: the tool answers with a tool error (`isError`) without running, as it does for
+  bad arguments: a final answer that callers must not retry.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import anyio
 import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, CallToolResult
+from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 ANY_TOOL = "*"
@@ -46,6 +48,7 @@ class FaultSpec(BaseModel):
         0.0, ge=0.0, le=1.0, description="Share of calls that run (and commit) but lose their response."
     )
     fail_next: int = Field(0, ge=0, le=1_000_000, description="Fail this many calls, then stop failing.")
+    reject_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of calls refused with a tool error.")
 
 
 class FaultPlan(RootModel[dict[str, FaultSpec]]):
@@ -121,6 +124,12 @@ class FaultInjector:
         if self._roll(spec.error_rate):
             self.injected[f"{tool}:error"] += 1
             raise InjectedFault(tool, "service error")
+        if self._roll(spec.reject_rate):
+            self.injected[f"{tool}:reject"] += 1
+            return CallToolResult(
+                content=[TextContent(type="text", text=f"injected rejection: {tool} refused the call")],
+                is_error=True,
+            )
         result = await call_next(ctx)
         succeeded = not (isinstance(result, CallToolResult) and result.is_error) and not (
             isinstance(result, dict) and result.get("isError") is True

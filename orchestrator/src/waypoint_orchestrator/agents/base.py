@@ -99,10 +99,10 @@ class Specialist:
                     )
                     if ctx.on_retry is not None:
                         await ctx.on_retry(tool, ctx.attempts + 1, reason)
-                ctx.attempts += 1
                 if ctx.charge_call is not None:
                     # Charged before the call, once per attempt id: raises when the budget is spent.
-                    await ctx.charge_call(f"{ctx.step_id}:{tool}:{ctx.attempts}")
+                    await ctx.charge_call(f"{ctx.step_id}:{tool}:{ctx.attempts + 1}")
+                ctx.attempts += 1
                 ctx.tool_calls.append(tool)
                 return await self._attempt(tool, arguments, ctx)
         raise AssertionError("unreachable: tenacity re-raises the last failure")

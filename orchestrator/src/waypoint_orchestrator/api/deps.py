@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.settings import OrchestratorSettings
@@ -19,6 +20,7 @@ class Services:
     store: TripStore
     queue: JobQueue
     idempotency: IdempotencyKeys
+    ledger: BudgetLedger
 
 
 def get_services(request: Request) -> Services:

@@ -61,9 +61,15 @@ async def _load(services: Services, trip_id: str) -> Trip:
     if not TRIP_ID.match(trip_id):
         raise Problem(404, "trip-not-found", f"no trip {trip_id!r}")
     try:
-        return await services.store.get(trip_id)
+        return await _with_usage(services, await services.store.get(trip_id))
     except TripNotFound:
         raise Problem(404, "trip-not-found", f"no trip {trip_id!r}") from None
+
+
+async def _with_usage(services: Services, trip: Trip) -> Trip:
+    """The trip with its budget use as the ledger has it now (the ledger is the source of truth)."""
+    trip.usage = await services.ledger.usage(trip.id)
+    return trip
 
 
 async def _wait_until(services: Services, trip: Trip, seconds: float, done: frozenset[str]) -> Trip:
@@ -79,7 +85,7 @@ async def _wait_until(services: Services, trip: Trip, seconds: float, done: froz
         if new:
             last = new[-1].id
         trip = await services.store.get(trip.id)
-    return trip
+    return await _with_usage(services, trip)
 
 
 def _trace_ids() -> tuple[str | None, str | None]:

@@ -1,0 +1,251 @@
+"""Retries, circuit breakers, budgets and degradation, on the real fleet with injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from redis.asyncio import Redis
+
+from tests.support import RedisServer, ServiceProcess, orchestrator_env
+from waypoint_common.resilience import CircuitBreaker, CircuitOpen, RetryBudget
+from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
+
+TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
+FULL_TRIP = "3-day trip to Denver from Chicago on {day} for two with a fancy dinner, budget $5000"
+
+
+@pytest.fixture(scope="module")
+def resilient(
+    servers: dict[str, ServiceProcess], log_dir: Path
+) -> Iterator[tuple[ServiceProcess, dict[str, ServiceProcess]]]:
+    """An orchestrator with a queue of its own, short timeouts and a breaker that opens after 3 failures."""
+    redis = RedisServer.start()
+    orchestrator = ServiceProcess.start(
+        "waypoint-orchestrator",
+        orchestrator_env(
+            redis.url,
+            servers,
+            WAYPOINT_TOOL_TIMEOUT_SECONDS="1",
+            WAYPOINT_TOOL_ATTEMPTS="3",
+            WAYPOINT_BREAKER_FAILURES="3",
+            WAYPOINT_BREAKER_COOLDOWN_SECONDS="2",
+        ),
+        log_dir,
+    )
+    yield orchestrator, servers
+    orchestrator.stop()
+    redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_faults(servers: dict[str, ServiceProcess]) -> Iterator[None]:
+    yield
+    for name in TOOL_SERVERS:
+        servers[name].admin("PUT", "/admin/faults", {})
+
+
+def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips", json=body, headers={"Prefer": "wait=60"}, timeout=90
+    )
+    assert response.status_code == 200, response.text
+    trip: dict[str, Any] = response.json()
+    return trip
+
+
+def calls(server: ServiceProcess, tool: str) -> int:
+    return int(server.admin("GET", "/admin/stats")["calls"].get(tool, 0))
+
+
+def step(trip: dict[str, Any], step_id: str) -> dict[str, Any]:
+    return next(s for s in trip["steps"] if s["id"] == step_id)
+
+
+def test_a_tool_error_is_not_retried_and_a_timeout_is(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    weather = tools["mcp-weather"]
+
+    weather.admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
+    before = calls(weather, "get_forecast")
+    rejected = plan(orchestrator, {"query": FULL_TRIP.format(day="May 4")})
+    assert calls(weather, "get_forecast") - before == 1
+    assert step(rejected, "get_forecast")["attempts"] == 1
+    assert "injected rejection" in step(rejected, "get_forecast")["error"]
+
+    weather.admin("PUT", "/admin/faults", {"get_forecast": {"hang_rate": 1.0, "hang_seconds": 3}})
+    before = calls(weather, "get_forecast")
+    timed_out = plan(orchestrator, {"query": FULL_TRIP.format(day="May 5")})
+    assert calls(weather, "get_forecast") - before == 3
+    assert step(timed_out, "get_forecast")["attempts"] == 3
+    weather.admin("PUT", "/admin/faults", {})
+    # Three failures in a row opened the breaker; let it close before the next test.
+    time.sleep(2.5)
+    assert plan(orchestrator, {"query": FULL_TRIP.format(day="May 6")})["status"] == "planned"
+
+
+def test_the_breaker_opens_fails_fast_and_closes_after_the_cooldown(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    weather = tools["mcp-weather"]
+    weather.admin("PUT", "/admin/faults", {"get_forecast": {"error_rate": 1.0}})
+    before = calls(weather, "get_forecast")
+    first = plan(orchestrator, {"query": FULL_TRIP.format(day="May 11")})
+    assert calls(weather, "get_forecast") - before == 3  # three tries, the third opens the breaker
+    assert first["status"] == "partial"
+
+    second = plan(orchestrator, {"query": FULL_TRIP.format(day="May 12")})
+    assert calls(weather, "get_forecast") - before == 3, "fail-fast calls reached the server"
+    assert "circuit open" in step(second, "get_forecast")["error"]
+    assert second["status"] == "partial"
+
+    weather.admin("PUT", "/admin/faults", {})
+    time.sleep(2.5)
+    third = plan(orchestrator, {"query": FULL_TRIP.format(day="May 13")})
+    assert third["status"] == "planned", third["warnings"]
+    assert calls(weather, "get_forecast") - before == 4  # the probe went through and closed it
+
+
+def test_a_tool_call_budget_stops_the_trip_after_exactly_that_many_calls(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    before = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 18"), "limits": {"max_tool_calls": 3}})
+    after = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
+    assert after - before == 3
+    assert trip["termination"]["reason"] == "budget_exhausted"
+    assert trip["termination"]["detail"].startswith("tool_calls: 3 of 3")
+    assert trip["status"] == "partial"
+    assert sum(s["attempts"] for s in trip["steps"]) == 3
+    assert trip["usage"]["used:tool_calls"] == 3
+    assert trip["usage"]["limit:tool_calls"] == 3
+
+
+def test_limits_above_the_cap_are_refused(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, _ = resilient
+    response = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips",
+        json={"query": FULL_TRIP.format(day="May 19"), "limits": {"max_tool_calls": 100_000}},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "limits.max_tool_calls"
+
+
+def test_a_wall_time_budget_stops_a_slow_trip(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    tools["mcp-hotels"].admin("PUT", "/admin/faults", {"search_hotels": {"latency_ms": 800}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 20"), "limits": {"max_wall_seconds": 0.5}})
+    assert trip["termination"]["reason"] == "budget_exhausted"
+    assert trip["termination"]["detail"].startswith("wall_time")
+
+
+def test_without_weather_the_trip_is_partial_with_a_complete_plan(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    tools["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 25")})
+    assert trip["status"] == "partial"
+    itinerary = trip["itinerary"]
+    assert itinerary["flight"]
+    assert itinerary["hotel"]
+    assert len(itinerary["dinners"]) == 1
+    assert itinerary["forecast"] == []
+    assert any(w.startswith("no forecast") for w in trip["warnings"])
+
+
+def test_without_restaurants_the_trip_is_partial_without_the_dinner(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    tools["mcp-restaurants"].admin("PUT", "/admin/faults", {"search_restaurants": {"reject_rate": 1.0}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 26")})
+    assert trip["status"] == "partial"
+    itinerary = trip["itinerary"]
+    assert itinerary["flight"]
+    assert itinerary["hotel"]
+    assert itinerary["dinners"] == []
+    assert all(d["weather"] for d in itinerary["days"])
+    assert any(w.startswith("no dinner") for w in trip["warnings"])
+
+
+def test_without_flights_the_trip_fails_with_the_reason(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"reject_rate": 1.0}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 27")})
+    assert trip["status"] == "failed"
+    assert "search_flights" in trip["termination"]["detail"]
+    assert trip["itinerary"] is None
+
+
+async def test_concurrent_workers_never_overspend_a_trip(redis_server: RedisServer) -> None:
+    trip_id = uuid.uuid4().hex
+    clients = [Redis.from_url(redis_server.url, decode_responses=True) for _ in range(20)]
+    try:
+        await BudgetLedger(clients[0]).open(trip_id, steps=25, tool_calls=40, tokens=0, wall_seconds=60)
+
+        async def worker(i: int) -> tuple[int, int]:
+            ledger = BudgetLedger(clients[i])
+            granted = refused = 0
+            for n in range(10):
+                try:
+                    await ledger.charge(trip_id, "tool_calls", 1, f"worker{i}:{n}")
+                    # A client retry re-applies the same charge: it must not count again.
+                    await ledger.charge(trip_id, "tool_calls", 1, f"worker{i}:{n}")
+                    granted += 1
+                except BudgetExhausted:
+                    refused += 1
+            return granted, refused
+
+        results = await asyncio.gather(*(worker(i) for i in range(20)))
+        usage = await BudgetLedger(clients[0]).usage(trip_id)
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert sum(g for g, _ in results) == 40
+    assert sum(r for _, r in results) == 200 - 40
+    assert usage["used:tool_calls"] == 40
+
+
+def test_breaker_and_retry_budget_state_machines() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("x", failures=2, cooldown=5, clock=lambda: now[0])
+    breaker.before_call()
+    breaker.record_failure()
+    breaker.before_call()
+    breaker.record_failure()
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    now[0] = 5.0
+    breaker.before_call()  # the probe
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()  # only one probe at a time
+    breaker.record_failure()
+    assert breaker.state == "open"
+    now[0] = 10.0
+    breaker.before_call()
+    breaker.record_success()
+    assert [breaker.state] == ["closed"]  # a list: mypy keeps the earlier "open" narrowing otherwise
+    assert breaker.openings == 2
+
+    budget = RetryBudget(capacity=3, rate=1, clock=lambda: now[0])
+    assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
+    now[0] = 12.0
+    assert [budget.try_spend() for _ in range(3)] == [True, True, False]
