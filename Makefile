@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup redis-server run test lint typecheck compose-check pytest bench clean
+.PHONY: help setup redis-server run test lint typecheck compose-check pytest bench chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ test: lint typecheck compose-check pytest ## Everything CI runs: lint, type chec
 
 bench: setup redis-server ## MCP latency/throughput against a bare FastAPI floor (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
+
+TRIPS ?= 1000
+chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)
+	$(RUN) python -m bench.chaos --trips $(TRIPS)
 
 clean: ## Remove the environment and caches
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

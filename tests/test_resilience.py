@@ -245,7 +245,11 @@ def test_breaker_and_retry_budget_state_machines() -> None:
     assert [breaker.state] == ["closed"]  # a list: mypy keeps the earlier "open" narrowing otherwise
     assert breaker.openings == 2
 
-    budget = RetryBudget(capacity=3, rate=1, clock=lambda: now[0])
+    budget = RetryBudget(ratio=0.5, floor=1, capacity=3, clock=lambda: now[0])
     assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
-    now[0] = 12.0
+    budget.deposit()
+    assert budget.try_spend() is False  # half a token
+    budget.deposit()
+    assert budget.try_spend() is True
+    now[0] = 12.0  # two seconds at one a second
     assert [budget.try_spend() for _ in range(3)] == [True, True, False]

@@ -48,8 +48,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 timeout=timeout,
                 breaker_failures=settings.breaker_failures,
                 breaker_cooldown=settings.breaker_cooldown_seconds,
-                retry_capacity=settings.retry_budget_capacity,
-                retry_rate=settings.retry_budget_per_second,
+                retry_ratio=settings.retry_budget_ratio,
+                retry_floor=settings.retry_budget_per_second,
             )
 
         clients = {

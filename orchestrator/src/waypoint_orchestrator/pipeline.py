@@ -151,6 +151,10 @@ class TripRunner:
 
     async def plan(self, trip_id: str) -> None:
         trip = await self.store.get(trip_id)
+        if trip.status == "booking":
+            # This job went on to book (the request asked to) and its worker died meanwhile.
+            await self.book(trip_id)
+            return
         if trip.status not in ("queued", "running"):
             return  # a repeated delivery of a job that already finished
         today = dt.datetime.now(dt.UTC).date()

@@ -33,10 +33,12 @@ class OrchestratorSettings(ServiceSettings):
     breaker_cooldown_seconds: float = Field(
         10, gt=0, le=600, description="Open breaker's wait before a probe."
     )
-    retry_budget_capacity: float = Field(
-        20, ge=0, le=10_000, description="Retries a tool server may get in a burst."
+    retry_budget_ratio: float = Field(
+        0.5, ge=0, le=10, description="Retries allowed per first attempt to a tool server (retry budget)."
     )
-    retry_budget_per_second: float = Field(2, ge=0, le=1000, description="Retry tokens refilled per second.")
+    retry_budget_per_second: float = Field(
+        2, ge=0, le=1000, description="Retries allowed a second regardless."
+    )
     # Per-trip budgets: the default for a request that names none, and the most one may ask for.
     budget_steps: int = Field(40, ge=1, description="Default step budget per trip.")
     budget_steps_cap: int = Field(200, ge=1)

@@ -64,8 +64,8 @@ class ToolClient:
         timeout: float = 10.0,
         breaker_failures: int = 5,
         breaker_cooldown: float = 10.0,
-        retry_capacity: float = 20.0,
-        retry_rate: float = 2.0,
+        retry_ratio: float = 0.5,
+        retry_floor: float = 2.0,
     ) -> None:
         self.server = server
         self.url = url
@@ -73,7 +73,7 @@ class ToolClient:
         self.breaker = CircuitBreaker(
             server, failures=breaker_failures, cooldown=breaker_cooldown, on_change=_breaker_changed
         )
-        self.retry_budget = RetryBudget(capacity=retry_capacity, rate=retry_rate)
+        self.retry_budget = RetryBudget(ratio=retry_ratio, floor=retry_floor)
         _BREAKERS.append(self.breaker)
         self._client: Client | None = None
         self._owner: asyncio.Task[None] | None = None

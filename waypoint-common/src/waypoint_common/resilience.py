@@ -97,27 +97,43 @@ class CircuitBreaker:
 
 
 class RetryBudget:
-    """A token bucket for retries: `capacity` retries at most in a burst, refilled at `rate` a second.
+    """Retries as a share of traffic (Finagle's retry budget): a token bucket for retries.
 
-    First attempts never need a token; when a server fails for everyone, retries stop at the
-    budget instead of multiplying its load.
+    Every first attempt deposits `ratio` of a token, and `floor` tokens a second trickle in so
+    that a quiet client can still retry; a retry spends one. When a server fails for everyone,
+    retries stay near `ratio` of the calls instead of multiplying its load.
     """
 
     def __init__(
-        self, *, capacity: float = 20.0, rate: float = 2.0, clock: Callable[[], float] = time.monotonic
-    ):
+        self,
+        *,
+        ratio: float = 0.5,
+        floor: float = 2.0,
+        capacity: float = 50.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ratio = ratio
+        self.floor = floor
         self.capacity = capacity
-        self.rate = rate
         self._clock = clock
         self._tokens = capacity
         self._updated = clock()
         self._lock = threading.Lock()
 
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.floor)
+        self._updated = now
+
+    def deposit(self) -> None:
+        """A first attempt was made."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(self.capacity, self._tokens + self.ratio)
+
     def try_spend(self) -> bool:
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
+            self._refill()
             if self._tokens >= 1:
                 self._tokens -= 1
                 return True

@@ -78,6 +78,7 @@ class Specialist:
     ) -> dict[str, Any]:
         """Call a tool; transient failures are retried with backoff and full jitter, others raised."""
         pending: list[str] = []
+        self.client.retry_budget.deposit()
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
