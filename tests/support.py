@@ -46,50 +46,59 @@ class RedisServer:
     port: int
     proc: subprocess.Popen[bytes]
     workdir: str
+    persistent: bool = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @classmethod
-    def start(cls) -> RedisServer:
+    def start(cls, *, persistent: bool = False) -> RedisServer:
+        """A redis-server of our own; `persistent` keeps an fsync-always append-only file across restarts."""
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="waypoint-test-redis-")
+        server = cls(port, cls._spawn(port, workdir, persistent), workdir, persistent)
+        server._wait()
+        return server
+
+    @staticmethod
+    def _spawn(port: int, workdir: str, persistent: bool) -> subprocess.Popen[bytes]:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
                 "redis-server is not installed; `make test` installs it (apt-get install redis-server)"
             )
-        port = free_port()
-        workdir = tempfile.mkdtemp(prefix="waypoint-test-redis-")
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
+        durability = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+        )
+        return subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", workdir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        server = cls(port, proc, workdir)
 
+    def _wait(self) -> None:
         def pong() -> bool:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
 
         wait_until(pong, 10, "redis-server")
-        return server
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL): what a crashed or unplugged Redis looks like to its clients."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start again on the same port and data directory."""
+        self.proc = self._spawn(self.port, self.workdir, self.persistent)
+        self._wait()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

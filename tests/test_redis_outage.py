@@ -1,0 +1,75 @@
+"""Redis goes away mid-run: new trips get 503 (fail closed), and every trip accepted before finishes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+
+import httpx2
+
+from tests.support import RedisServer, ServiceProcess, orchestrator_env
+
+SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
+
+
+def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
+    servers: dict[str, ServiceProcess], log_dir: Path
+) -> None:
+    state = RedisServer.start(persistent=True)
+    orchestrator = ServiceProcess.start(
+        "waypoint-orchestrator",
+        orchestrator_env(state.url, servers, WAYPOINT_WORKERS="3", WAYPOINT_JOB_LEASE_SECONDS="2"),
+        log_dir,
+    )
+    # Slow hotel searches keep trips in flight while Redis goes away.
+    servers["mcp-hotels"].admin("PUT", "/admin/faults", {"search_hotels": {"latency_ms": 400}})
+    try:
+
+        def submit(day: int) -> str:
+            response = httpx2.post(
+                f"{orchestrator.base_url}/v1/trips",
+                json={
+                    "query": f"3-day trip to Boston from Denver on October {day} for two, budget $5000",
+                    "book": True,
+                },
+                timeout=10,
+            )
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            accepted = list(pool.map(submit, range(1, 13)))
+        time.sleep(0.3)
+        state.kill()
+
+        refused = httpx2.post(
+            f"{orchestrator.base_url}/v1/trips",
+            json={"query": "3-day trip to Boston from Denver on October 20 for two, budget $5000"},
+            timeout=30,
+        )
+        assert refused.status_code == 503
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.headers["Retry-After"]
+        assert httpx2.get(f"{orchestrator.base_url}/readyz", timeout=10).status_code == 503
+        assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=10).status_code == 200
+        time.sleep(2)
+        state.restart()
+
+        deadline = time.monotonic() + 120
+        statuses: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            statuses = {
+                trip_id: httpx2.get(f"{orchestrator.base_url}/v1/trips/{trip_id}", timeout=10).json()[
+                    "status"
+                ]
+                for trip_id in accepted
+            }
+            if set(statuses.values()) <= SETTLED:
+                break
+            time.sleep(0.5)
+        assert set(statuses.values()) == {"booked"}, statuses
+    finally:
+        servers["mcp-hotels"].admin("PUT", "/admin/faults", {})
+        orchestrator.stop()
+        state.stop()
