@@ -253,3 +253,32 @@ def test_breaker_and_retry_budget_state_machines() -> None:
     assert budget.try_spend() is True
     now[0] = 12.0  # two seconds at one a second
     assert [budget.try_spend() for _ in range(3)] == [True, True, False]
+
+
+def test_a_stale_answer_stands_in_for_a_server_that_is_down(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    query = {"query": FULL_TRIP.format(day="June 2")}
+    fresh = plan(orchestrator, query)
+    assert fresh["status"] == "planned"
+    tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
+    try:
+        degraded = plan(orchestrator, query)
+    finally:
+        tools["mcp-flights"].admin("PUT", "/admin/faults", {})
+    assert degraded["status"] == "partial"
+    assert degraded["itinerary"]["flight"]["offer_id"] == fresh["itinerary"]["flight"]["offer_id"]
+    stale = [w for w in degraded["warnings"] if w.startswith("stale: search_flights")]
+    assert len(stale) == 1
+    assert "cached answer" in stale[0]
+    assert "s old" in stale[0]
+    assert step(degraded, "search_flights")["summary"].endswith("(stale)")
+    # Essential data that was never cached still ends the trip rather than being made up.
+    tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
+    try:
+        never_seen = plan(orchestrator, {"query": FULL_TRIP.format(day="June 3")})
+    finally:
+        tools["mcp-flights"].admin("PUT", "/admin/faults", {})
+    assert never_seen["status"] == "failed"
+    time.sleep(2.5)  # let the flights breaker close for whatever runs next

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from waypoint_common.cache import ResultCache
 from waypoint_common.connections import connect_redis, redis_ready
 from waypoint_orchestrator import problems
 from waypoint_orchestrator.agents.base import RetrySettings
@@ -61,11 +62,12 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         retry = RetrySettings(
             attempts=settings.tool_attempts, max_wait=settings.retry_max_wait_seconds, timeout=timeout
         )
+        cache = ResultCache(redis, "search-cache", ttl=settings.search_cache_seconds)
         agents = Agents(
-            flights=FlightsAgent(clients["flights"], retry),
-            hotels=HotelsAgent(clients["hotels"], retry),
-            weather=WeatherAgent(clients["weather"], retry),
-            dining=DiningAgent(clients["restaurants"], retry),
+            flights=FlightsAgent(clients["flights"], retry, cache),
+            hotels=HotelsAgent(clients["hotels"], retry, cache),
+            weather=WeatherAgent(clients["weather"], retry, cache),
+            dining=DiningAgent(clients["restaurants"], retry, cache),
         )
         runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for)
         pool = WorkerPool(queue, runner, settings.workers)

@@ -305,7 +305,7 @@ class TripRunner:
                     f"cheapest complete option costs ${selection.total:,.2f}, "
                     f"${selection.shortfall:,.2f} over the budget",
                 )
-            if warnings and any(w.startswith("no ") for w in warnings):
+            if any(w.startswith(("no ", "stale: ")) for w in t.warnings):
                 status: TripStatus = "partial"
             else:
                 status = "planned"
@@ -404,7 +404,14 @@ class TripRunner:
             record.attempts = ctx.attempts
             record.finished_at = now()
             record.summary = _summary(step, result)
-            return [("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})]
+            events: list[Event] = [
+                ("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})
+            ]
+            for note in ctx.stale:
+                record.summary += " (stale)"
+                t.warnings.append(f"stale: {note}")
+                events.append(("step.degraded", {"step": step.id, "warning": note}))
+            return events
 
         await self.store.update(trip_id, finished)
         return result

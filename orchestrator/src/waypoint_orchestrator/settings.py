@@ -39,6 +39,12 @@ class OrchestratorSettings(ServiceSettings):
     retry_budget_per_second: float = Field(
         2, ge=0, le=1000, description="Retries allowed a second regardless."
     )
+    search_cache_seconds: float = Field(
+        900,
+        ge=0,
+        le=86_400,
+        description="How long a good search answer may stand in for a server that is down.",
+    )
     # Per-trip budgets: the default for a request that names none, and the most one may ask for.
     budget_steps: int = Field(40, ge=1, description="Default step budget per trip.")
     budget_steps_cap: int = Field(200, ge=1)

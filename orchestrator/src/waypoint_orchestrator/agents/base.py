@@ -17,7 +17,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from tenacity import RetryCallState
 
-from waypoint_common.retries import ToolCallError, retrying
+from waypoint_common.cache import ResultCache
+from waypoint_common.retries import ToolCallError, ToolUnavailable, retrying
 from waypoint_orchestrator.toolclient import ToolClient
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class CallContext:
     charge_call: Charger | None = None
     attempts: int = 0
     tool_calls: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,27 @@ class Specialist:
 
     name = "specialist"
 
-    def __init__(self, client: ToolClient, retry: RetrySettings) -> None:
+    def __init__(self, client: ToolClient, retry: RetrySettings, cache: ResultCache | None = None) -> None:
         self.client = client
         self.retry = retry
+        self.cache = cache
+
+    async def cached_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """A read-only call; its last good answer stands in (marked stale) while the server is down."""
+        try:
+            result = await self.call(tool, arguments, ctx)
+        except ToolUnavailable:
+            cached = await self.cache.get(tool, arguments) if self.cache is not None else None
+            if cached is None:
+                raise
+            value, age = cached
+            ctx.stale.append(f"{tool}: {self.client.server} unavailable, used a cached answer {age:.0f}s old")
+            trace.get_current_span().add_event("stale_answer", {"gen_ai.tool.name": tool, "age_s": age})
+            stale: dict[str, Any] = value
+            return stale
+        if self.cache is not None:
+            await self.cache.put(tool, arguments, result)
+        return result
 
     async def call(
         self, tool: str, arguments: dict[str, Any], ctx: CallContext, *, attempts: int | None = None

@@ -26,7 +26,7 @@ class DiningAgent(Specialist):
     async def search(
         self, trip: ResolvedTrip, date: dt.date, wish: DiningWish, ctx: CallContext
     ) -> list[dict[str, Any]]:
-        found = await self.call(
+        found = await self.cached_call(
             "search_restaurants",
             {"location": trip.destination.code, "date": date.isoformat(), "party_size": trip.travelers},
             ctx,

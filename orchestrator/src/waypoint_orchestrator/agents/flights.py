@@ -22,7 +22,7 @@ class FlightsAgent(Specialist):
         }
         if trip.end_date > trip.start_date:
             args["return_date"] = trip.end_date.isoformat()
-        found = await self.call("search_flights", args, ctx)
+        found = await self.cached_call("search_flights", args, ctx)
         offers: list[dict[str, Any]] = found["offers"]
         return offers
 

@@ -15,7 +15,7 @@ class HotelsAgent(Specialist):
     async def search(
         self, trip: ResolvedTrip, check_in: dt.date, check_out: dt.date, ctx: CallContext
     ) -> list[dict[str, Any]]:
-        found = await self.call(
+        found = await self.cached_call(
             "search_hotels",
             {
                 "location": trip.destination.code,

@@ -12,7 +12,7 @@ class WeatherAgent(Specialist):
     name = "weather"
 
     async def forecast(self, trip: ResolvedTrip, ctx: CallContext) -> list[dict[str, Any]]:
-        found = await self.call(
+        found = await self.cached_call(
             "get_forecast",
             {
                 "location": trip.destination.code,
