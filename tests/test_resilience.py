@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,3 +283,24 @@ def test_a_stale_answer_stands_in_for_a_server_that_is_down(
         tools["mcp-flights"].admin("PUT", "/admin/faults", {})
     assert never_seen["status"] == "failed"
     time.sleep(2.5)  # let the flights breaker close for whatever runs next
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after(
+    resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
+) -> None:
+    orchestrator, tools = resilient
+    flights = tools["mcp-flights"]
+    # Connected first: a throttled connection handshake is a different story (the client falls back).
+    assert plan(orchestrator, {"query": FULL_TRIP.format(day="June 8")})["status"] == "planned"
+    before = calls(flights, "search_flights")
+    flights.admin("PUT", "/admin/throttle", {"next": 1, "retry_after": 1.5})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="June 9")})
+    assert trip["status"] == "planned"
+    search = step(trip, "search_flights")
+    assert search["attempts"] == 2
+    assert calls(flights, "search_flights") - before == 1  # the throttled try never reached the tool
+    waited = dt.datetime.fromisoformat(search["finished_at"]) - dt.datetime.fromisoformat(
+        search["started_at"]
+    )
+    assert waited.total_seconds() >= 1.5
+    assert flights.admin("GET", "/admin/stats")["injected"]["http:throttle"] >= 1

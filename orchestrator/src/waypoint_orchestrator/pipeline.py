@@ -364,6 +364,7 @@ class TripRunner:
             )
 
         ctx = CallContext(trip_id, step.id, on_retry, charge_call)
+        ctx.deadline = (await self.ledger.usage(trip_id)).get("deadline")
         specialist = step.agent not in ("planner", "summarizer")
         span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
         attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}
@@ -541,14 +542,25 @@ class TripRunner:
             try:
                 booking = await self._step(trip_id, trip.step(step_id), results, reserve)
             except StepFailed as exc:
-                note = f"dinner at {restaurant['name']} on {dinner['date']} not reserved: {exc.error}"
+                # The dinner is optional, but a reservation whose answer was lost may exist:
+                # ask again with the same request id, so it is either reported or known absent.
+                found, unknown = (
+                    (await self._verify(trip_id, step_id, reserve)) if _uncertain(exc) else (None, "")
+                )
+                if found is not None:
+                    booking = found
+                else:
+                    note = f"dinner at {restaurant['name']} on {dinner['date']} not reserved: {exc.error}"
+                    if unknown:
+                        note += f"; manual intervention needed: {unknown}"
 
-                def warn(t: Trip, note: str = note) -> list[Event]:
-                    t.warnings.append(note)
-                    return [("booking.failed", {"kind": "dinner", "optional": True, "warning": note})]
+                    def warn(t: Trip, note: str = note, manual: bool = bool(unknown)) -> list[Event]:
+                        t.warnings.append(note)
+                        t.manual_intervention_required |= manual
+                        return [("booking.failed", {"kind": "dinner", "optional": True, "warning": note})]
 
-                await self.store.update(trip_id, warn)
-                continue
+                    await self.store.update(trip_id, warn)
+                    continue
             await self._record_booking(
                 trip_id,
                 "dinner",
@@ -561,6 +573,19 @@ class TripRunner:
             await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
             return
         await self.store.update(trip_id, lambda t: _settle(t, "booked", "done"))
+
+    async def _verify(
+        self, trip_id: str, step_id: str, action: Callable[[CallContext], Awaitable[Any]]
+    ) -> tuple[dict[str, Any] | None, str]:
+        """Ask a booking again with its request id: (the booking, "") if it exists, (None, "") if it
+        does not, (None, why) when the server still gives no answer."""
+        try:
+            found: dict[str, Any] = await action(CallContext(trip_id, f"verify_{step_id}"))
+        except ToolRejected:
+            return None, ""  # definitely not booked: a request id replays before any capacity check
+        except ToolCallError as exc:
+            return None, f"could not verify whether request {trip_id}:{step_id} was booked ({exc})"
+        return found, ""
 
     async def _cancel_requested(self, trip_id: str) -> bool:
         return (await self.store.get(trip_id)).cancel_requested
@@ -615,16 +640,9 @@ class TripRunner:
         if uncertain is not None:
             step_id, action = uncertain
             kind = {"book_flight": "flight", "book_hotel": "hotel"}[step_id]
-            ctx = CallContext(trip_id, f"verify_{step_id}")
-            try:
-                found = await action(ctx)
-            except ToolRejected:
-                found = None  # definitely not booked: the request id replays before any capacity check
-            except ToolCallError as exc:
-                found = None
-                manual.append(
-                    f"could not verify whether {kind} request {trip_id}:{step_id} was booked ({exc})"
-                )
+            found, unknown = await self._verify(trip_id, step_id, action)
+            if unknown:
+                manual.append(unknown)
             if found is not None:
                 await self._record_booking(
                     trip_id, kind, found, step_id, f"{kind} (found while compensating)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import httpx2
@@ -74,6 +75,7 @@ class ToolClient:
             server, failures=breaker_failures, cooldown=breaker_cooldown, on_change=_breaker_changed
         )
         self.retry_budget = RetryBudget(ratio=retry_ratio, floor=retry_floor)
+        self._retry_after: tuple[float, float] | None = None  # (when seen, seconds asked)
         _BREAKERS.append(self.breaker)
         self._client: Client | None = None
         self._owner: asyncio.Task[None] | None = None
@@ -101,7 +103,8 @@ class ToolClient:
         try:
             async with (
                 httpx2.AsyncClient(
-                    timeout=httpx2.Timeout(self.timeout + 5), event_hooks={"request": [propagate_mcp_context]}
+                    timeout=httpx2.Timeout(self.timeout + 5),
+                    event_hooks={"request": [propagate_mcp_context], "response": [self._note_retry_after]},
                 ) as http,
                 Client(
                     streamable_http_client(self.url, http_client=http), read_timeout_seconds=self.timeout
@@ -118,6 +121,22 @@ class ToolClient:
                 raise
         finally:
             self._client = None
+
+    async def _note_retry_after(self, response: Any) -> None:
+        """httpx2 response hook: remember a 429/503's `Retry-After` (seconds) for the failing call."""
+        if response.status_code in (429, 503):
+            value = response.headers.get("retry-after", "")
+            try:
+                self._retry_after = (time.monotonic(), max(0.0, float(value)))
+            except ValueError:
+                self._retry_after = None
+
+    def _asked_to_wait(self) -> float | None:
+        seen = self._retry_after
+        if seen is None or time.monotonic() - seen[0] > 5:
+            return None
+        self._retry_after = None
+        return seen[1]
 
     async def _close_owner(self) -> None:
         if self._owner is None:
@@ -163,7 +182,12 @@ class ToolClient:
         except MCPError as exc:
             # JSON-RPC errors are the server's or the transport's trouble (internal error,
             # timeout, connection closed), not a verdict on the arguments: worth retrying.
-            raise ToolUnavailable(self.server, tool, f"{exc.error.message} (code {exc.error.code})") from exc
+            raise ToolUnavailable(
+                self.server,
+                tool,
+                f"{exc.error.message} (code {exc.error.code})",
+                retry_after=self._asked_to_wait(),
+            ) from exc
         except Exception as exc:
             # The connection is gone (refused, reset, read timeout): reconnect on the next call.
             async with self._lock:

@@ -51,6 +51,15 @@ class FaultSpec(BaseModel):
     reject_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of calls refused with a tool error.")
 
 
+class Throttle(BaseModel):
+    """HTTP-level throttling of the MCP endpoint: the next `next` requests get 429 with Retry-After."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    next: int = Field(0, ge=0, le=1_000_000)
+    retry_after: float = Field(1.0, ge=0, le=3600)
+
+
 class FaultPlan(RootModel[dict[str, FaultSpec]]):
     """Faults by tool name; `*` applies to every tool without an entry of its own."""
 
@@ -76,6 +85,7 @@ class FaultInjector:
         self._rng = random.Random(seed)
         self.calls: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.throttle = Throttle()
 
     @property
     def plan(self) -> FaultPlan:

@@ -22,11 +22,12 @@ class ToolCallError(Exception):
 
     transient: bool = False
 
-    def __init__(self, server: str, tool: str, message: str) -> None:
+    def __init__(self, server: str, tool: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{server}/{tool}: {message}")
         self.server = server
         self.tool = tool
         self.message = message
+        self.retry_after = retry_after
 
 
 class ToolRejected(ToolCallError):
@@ -50,6 +51,7 @@ def retrying(
     max_wait: float = 2.0,
     before_sleep: Callable[[RetryCallState], None] | None = None,
     allow_retry: Callable[[], bool] | None = None,
+    max_retry_after: float = 30.0,
 ) -> AsyncRetrying:
     """Retry transient tool failures: at most `attempts` tries, full-jitter waits up to `max_wait`.
 
@@ -63,9 +65,17 @@ def retrying(
         # Asked last, so a token is spent only on a retry that will happen.
         return allow_retry is None or allow_retry()
 
+    backoff = wait_random_exponential(multiplier=initial_wait, max=max_wait)
+
+    def wait(state: RetryCallState) -> float:
+        """Full-jitter backoff, but never sooner than the server's `Retry-After` (capped)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = getattr(exc, "retry_after", None) or 0.0
+        return max(backoff(state), min(float(asked), max_retry_after))
+
     return AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
+        wait=wait,
         retry=worth_retrying,
         before_sleep=before_sleep,
         reraise=True,

@@ -20,9 +20,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypoint_common.connections import connect_redis, redis_ready
-from waypoint_common.faults import FaultInjector, FaultPlan
+from waypoint_common.faults import FaultInjector, FaultPlan, Throttle
 from waypoint_common.logs import setup_logging
 from waypoint_common.settings import ToolServerSettings
 from waypoint_common.telemetry import setup_telemetry
@@ -51,6 +52,33 @@ def _transport_security(settings: ToolServerSettings) -> TransportSecuritySettin
         allowed_hosts=[*local, *settings.allowed_hosts],
         allowed_origins=[f"http://{h}" for h in local],
     )
+
+
+class ThrottleMiddleware:
+    """Plain ASGI (no buffering of streamed MCP responses): answers 429 while a throttle is set."""
+
+    def __init__(self, app: ASGIApp, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        throttle = self.faults.throttle
+        if (
+            throttle.next > 0
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == MCP_PATH
+        ):
+            throttle.next -= 1
+            self.faults.injected["http:throttle"] += 1
+            response = JSONResponse(
+                {"error": "too many requests"},
+                status_code=429,
+                headers={"Retry-After": f"{throttle.retry_after:g}"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) -> FastAPI:
@@ -112,6 +140,14 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
     async def reset_stats() -> dict[str, Any]:
         faults.reset_stats()
         return faults.stats()
+
+    @app.put("/admin/throttle", dependencies=admin)
+    async def put_throttle(throttle: Throttle) -> dict[str, Any]:
+        """Answer the next `next` MCP requests with `429 Too Many Requests` and `Retry-After`."""
+        faults.throttle = throttle
+        return throttle.model_dump()
+
+    app.add_middleware(ThrottleMiddleware, faults=faults)
 
     app.mount("/", mcp_app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])

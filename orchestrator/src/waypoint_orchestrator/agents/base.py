@@ -52,6 +52,7 @@ class CallContext:
     attempts: int = 0
     tool_calls: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    deadline: float | None = None  # epoch seconds: no attempt may wait past the trip's deadline
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,10 @@ class Specialist:
             f"execute_tool {tool}", kind=SpanKind.INTERNAL, attributes=attributes, record_exception=False
         ) as span:
             try:
-                result = await self.client.call(tool, arguments, read_timeout=self.retry.timeout)
+                timeout = self.retry.timeout
+                if ctx.deadline is not None:
+                    timeout = max(0.05, min(timeout, ctx.deadline - time.time()))
+                result = await self.client.call(tool, arguments, read_timeout=timeout)
             except ToolCallError as exc:
                 kind = error_type(exc)
                 # The message may echo arguments (names); the span gets the kind of failure only.
