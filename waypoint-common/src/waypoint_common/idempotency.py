@@ -99,14 +99,10 @@ class UnknownBooking(WriteRefused):
 
 @dataclass(frozen=True, slots=True)
 class WriteOutcome:
-    """What a write returned: the stored result, and whether this call performed the write."""
+    """What a write returned: the stored result, and whether this call wrote it or replayed it."""
 
     result: dict[str, Any]
     outcome: Literal["created", "replay", "cancelled", "already_cancelled"]
-
-    @property
-    def performed(self) -> bool:
-        return self.outcome in ("created", "cancelled")
 
 
 def fingerprint(tool: str, arguments: Mapping[str, Any]) -> str:

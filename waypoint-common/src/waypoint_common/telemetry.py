@@ -67,11 +67,6 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
-def current_trip_id() -> str | None:
-    value = baggage.get_baggage(TRIP_BAGGAGE)
-    return str(value) if value else None
-
-
 async def propagate_mcp_context(request: Any) -> None:
     """httpx2 request hook: copy the MCP message's trace context into the HTTP headers.
 

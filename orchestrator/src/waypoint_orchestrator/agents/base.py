@@ -50,7 +50,6 @@ class CallContext:
     on_retry: RetryReporter | None = None
     charge_call: Charger | None = None
     attempts: int = 0
-    tool_calls: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     deadline: float | None = None  # epoch seconds: no attempt may wait past the trip's deadline
 
@@ -125,7 +124,6 @@ class Specialist:
                     # Charged before the call, once per attempt id: raises when the budget is spent.
                     await ctx.charge_call(f"{ctx.step_id}:{tool}:{ctx.attempts + 1}")
                 ctx.attempts += 1
-                ctx.tool_calls.append(tool)
                 return await self._attempt(tool, arguments, ctx)
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
