@@ -346,3 +346,20 @@ def test_unsupported_requests_get_a_clear_answer(orchestrator: ServiceProcess) -
     assert trip["kind"] == "unsupported"
     assert trip["termination"]["reason"] == "unsupported"
     assert trip["problems"][0]["field"] == "query"
+
+
+def test_openapi_documents_the_trip_api(orchestrator: ServiceProcess) -> None:
+    assert httpx2.get(f"{orchestrator.base_url}/docs", timeout=10).status_code == 200
+    spec = httpx2.get(f"{orchestrator.base_url}/openapi.json", timeout=10).json()
+    paths = spec["paths"]
+    assert {
+        "/v1/trips",
+        "/v1/trips/{trip_id}",
+        "/v1/trips/{trip_id}/events",
+        "/v1/trips/{trip_id}/confirm",
+        "/v1/trips/{trip_id}/cancel",
+    } <= paths.keys()
+    post = paths["/v1/trips"]["post"]
+    assert {"202", "200", "409", "422", "503"} <= post["responses"].keys()
+    assert "application/problem+json" in post["responses"]["422"]["content"]
+    assert {p["name"] for p in post["parameters"]} >= {"Idempotency-Key", "prefer"}
