@@ -363,3 +363,22 @@ def test_openapi_documents_the_trip_api(orchestrator: ServiceProcess) -> None:
     assert {"202", "200", "409", "422", "503"} <= post["responses"].keys()
     assert "application/problem+json" in post["responses"]["422"]["content"]
     assert {p["name"] for p in post["parameters"]} >= {"Idempotency-Key", "prefer"}
+
+
+async def test_cancel_while_booking_undoes_what_was_booked(
+    orchestrator: ServiceProcess, clean_faults: dict[str, ServiceProcess], redis: Redis
+) -> None:
+    clean_faults["mcp-hotels"].admin("PUT", "/admin/faults", {"book_hotel": {"latency_ms": 1500}})
+    response = post(
+        orchestrator,
+        {"query": "3-day trip to Atlanta from Boston on June 20 for two, budget $4000", "book": True},
+    )
+    trip_id = response.json()["id"]
+    wait_status(orchestrator, trip_id, {"booking"})
+    cancel = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip_id}/cancel", timeout=30)
+    assert cancel.status_code == 202
+    trip = wait_status(orchestrator, trip_id, {"cancelled", "failed", "booked"})
+    assert trip["status"] == "cancelled", trip["termination"]
+    assert all(b["status"] == "cancelled" for b in trip["bookings"])
+    found = await bookings_of(redis, trip_id)
+    assert all(status == "cancelled" for statuses in found.values() for status in statuses), found

@@ -572,7 +572,10 @@ class TripRunner:
         if await self._cancel_requested(trip_id):
             await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
             return
-        await self.store.update(trip_id, lambda t: _settle(t, "booked", "done"))
+        trip = await self.store.update(trip_id, lambda t: _settle(t, "booked", "done"))
+        if trip.cancel_requested:
+            # The cancel came in after the last check: the API left it to this saga, so undo now.
+            await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
 
     async def _verify(
         self, trip_id: str, step_id: str, action: Callable[[CallContext], Awaitable[Any]]
