@@ -15,6 +15,11 @@ Conventions:
 - `fields.days` counts both ends ("3 nights" = 4 days); `fields.end_date` is set only when the
   text names the last day.
 - Every guess is recorded in `assumptions`, in plain words.
+
+Known limits: numeric dates ("12/03") are not read (day and month order is ambiguous); "next
+Friday" is the first Friday after today; a weekend together with a month does not snap to
+Friday-Sunday; lower-case place names with no cue word are not taken for places; a budget the
+request model refuses (over 1,000,000 in its currency) is dropped with a note.
 """
 
 from __future__ import annotations
