@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
 from waypoint_common import geography
 from waypoint_common.geography import Place
-from waypoint_common.inventory import money, seeded_rng
+from waypoint_common.inventory import city_item, city_item_id, money, seeded_rng
 
 STAR_BASE_PRICE = {2: 70.0, 3: 110.0, 4: 185.0, 5: 330.0}
 GUESTS_PER_ROOM = 2
@@ -51,7 +50,6 @@ _AMENITIES = (
     "pet friendly",
     "mountain view",
 )
-_HOTEL_ID = re.compile(r"^HT-([A-Z]{3})-(\d{2})$")
 
 
 class UnknownHotel(ValueError):
@@ -94,17 +92,10 @@ class SimulatedHotels:
         return list(_city_hotels(place.code))
 
     def hotel(self, hotel_id: str) -> HotelProfile:
-        match = _HOTEL_ID.match(hotel_id)
-        if match is None:
+        found = city_item("HT", hotel_id, _city_hotels)
+        if found is None:
             raise UnknownHotel(hotel_id)
-        try:
-            hotels = _city_hotels(match.group(1))
-        except geography.UnknownPlace:
-            raise UnknownHotel(hotel_id) from None
-        index = int(match.group(2))
-        if index >= len(hotels):
-            raise UnknownHotel(hotel_id)
-        return hotels[index]
+        return found
 
 
 @lru_cache(maxsize=4096)
@@ -131,7 +122,7 @@ def _city_hotels(code: str) -> tuple[HotelProfile, ...]:
         amenities = tuple(sorted(rng.sample(_AMENITIES, k=min(len(_AMENITIES), 2 + stars))))
         hotels.append(
             HotelProfile(
-                hotel_id=f"HT-{code}-{i:02d}",
+                hotel_id=city_item_id("HT", code, i),
                 name=name,
                 stars=stars,
                 rating=round(min(10.0, rng.uniform(6.0, 8.0) + 0.4 * (stars - 2)), 1),

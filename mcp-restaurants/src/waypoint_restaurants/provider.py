@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
 from waypoint_common import geography
 from waypoint_common.geography import Place
-from waypoint_common.inventory import money, seeded_rng
+from waypoint_common.inventory import city_item, city_item_id, money, seeded_rng
 from waypoint_restaurants.models import PriceLevel
 
 SEATING_TIMES = ("17:30", "18:00", "18:30", "19:00", "19:30", "20:00", "20:30", "21:00", "21:30", "22:00")
@@ -74,7 +73,6 @@ _SECOND = (
     "Hearth",
     "Market",
 )
-_RESTAURANT_ID = re.compile(r"^RS-([A-Z]{3})-(\d{2})$")
 
 
 class UnknownRestaurant(ValueError):
@@ -106,17 +104,10 @@ class SimulatedRestaurants:
         return list(_city_restaurants(place.code))
 
     def restaurant(self, restaurant_id: str) -> RestaurantProfile:
-        match = _RESTAURANT_ID.match(restaurant_id)
-        if match is None:
+        found = city_item("RS", restaurant_id, _city_restaurants)
+        if found is None:
             raise UnknownRestaurant(restaurant_id)
-        try:
-            found = _city_restaurants(match.group(1))
-        except geography.UnknownPlace:
-            raise UnknownRestaurant(restaurant_id) from None
-        index = int(match.group(2))
-        if index >= len(found):
-            raise UnknownRestaurant(restaurant_id)
-        return found[index]
+        return found
 
 
 @lru_cache(maxsize=4096)
@@ -131,7 +122,7 @@ def _city_restaurants(code: str) -> tuple[RestaurantProfile, ...]:
         level = rng.choice(PRICE_LEVELS)
         found.append(
             RestaurantProfile(
-                restaurant_id=f"RS-{code}-{i:02d}",
+                restaurant_id=city_item_id("RS", code, i),
                 name=f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}",
                 cuisine=cuisine,
                 price_level=level,
