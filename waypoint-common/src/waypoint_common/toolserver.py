@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
 from mcp.server.mcpserver import MCPServer
@@ -24,9 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypoint_common.connections import connect_redis, redis_ready
 from waypoint_common.faults import FaultInjector, FaultPlan, Throttle
-from waypoint_common.logs import setup_logging
+from waypoint_common.service import run_service
 from waypoint_common.settings import ToolServerSettings
-from waypoint_common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -157,18 +155,12 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
 def run_tool_server(service: str, factory: ServerFactory) -> int:
     """Entry point shared by the tool servers' console scripts."""
     settings = ToolServerSettings()
-    setup_logging(service, settings.log_level)
-    setup_telemetry(service, settings)
-    redis = connect_redis(str(settings.redis_url))
-    context = ToolContext(service=service, settings=settings, redis=redis)
-    faults = FaultInjector(FaultPlan.from_json(settings.faults), seed=settings.fault_seed)
-    app = build_tool_app(context, factory(context), faults)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    return 0
+
+    def build() -> FastAPI:
+        context = ToolContext(
+            service=service, settings=settings, redis=connect_redis(str(settings.redis_url))
+        )
+        faults = FaultInjector(FaultPlan.from_json(settings.faults), seed=settings.fault_seed)
+        return build_tool_app(context, factory(context), faults)
+
+    return run_service(service, settings, build)
