@@ -88,6 +88,29 @@ async def _wait_until(services: Services, trip: Trip, seconds: float, done: froz
     return await _with_usage(services, trip)
 
 
+async def _answer(
+    services: Services,
+    trip: Trip,
+    prefer: str | None,
+    *,
+    until: frozenset[str] = SETTLED_STATUSES,
+    done: frozenset[str] | None = None,
+) -> JSONResponse:
+    """The trip as it stands, or, with `Prefer: wait=N`, once its status is in `until`.
+
+    `200` when the trip's status is in `done`, else `202`. Without `done` (accepting a trip,
+    confirming one) the immediate answer is always `202` and a waited one is `200` once settled.
+    """
+    wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
+    if wait is None:
+        return _trip_response(trip, 200 if done is not None and trip.status in done else 202)
+    trip = await _wait_until(services, trip, wait, until)
+    finished = done if done is not None else until
+    return _trip_response(
+        trip, 200 if trip.status in finished else 202, {"Preference-Applied": f"wait={wait:g}"}
+    )
+
+
 def _trace_ids() -> tuple[str | None, str | None]:
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
@@ -188,12 +211,7 @@ async def _accept(
     if idempotency_key is not None:
         await services.idempotency.complete(idempotency_key, StoredResponse(202, location, _trip_json(trip)))
 
-    wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
-    if wait is not None:
-        trip = await _wait_until(services, trip, wait, SETTLED_STATUSES)
-        applied = {"Preference-Applied": f"wait={wait:g}"}
-        return _trip_response(trip, 200 if trip.status in SETTLED_STATUSES else 202, applied)
-    return _trip_response(trip, 202)
+    return await _answer(services, trip, prefer)
 
 
 async def _release(services: Services, key: str) -> None:
@@ -284,13 +302,7 @@ async def confirm_trip(
         ) from None
     if started:
         await services.queue.enqueue(trip_id, "book")
-    wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
-    if wait is not None:
-        trip = await _wait_until(services, trip, wait, SETTLED_STATUSES)
-        return _trip_response(
-            trip, 200 if trip.status in SETTLED_STATUSES else 202, {"Preference-Applied": f"wait={wait:g}"}
-        )
-    return _trip_response(trip, 202)
+    return await _answer(services, trip, prefer)
 
 
 @router.post(
@@ -333,10 +345,6 @@ async def cancel_trip(
     trip = await services.store.update(trip_id, cancel)
     if enqueue:
         await services.queue.enqueue(trip_id, "cancel")
-    wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
-    if wait is not None:
-        trip = await _wait_until(services, trip, wait, frozenset({"cancelled", "failed"}))
-        return _trip_response(
-            trip, 200 if trip.status == "cancelled" else 202, {"Preference-Applied": f"wait={wait:g}"}
-        )
-    return _trip_response(trip, 200 if trip.status == "cancelled" else 202)
+    return await _answer(
+        services, trip, prefer, until=frozenset({"cancelled", "failed"}), done=frozenset({"cancelled"})
+    )
