@@ -292,6 +292,7 @@ class Trip(BaseModel):
     """A trip as stored in Redis and returned by the API."""
 
     id: str
+    tenant: str = Field(description="The tenant the trip belongs to; only its API keys see it.")
     status: TripStatus
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -190,6 +190,7 @@ async def _accept(
     created = now()
     trip = Trip(
         id=trip_id,
+        tenant="public",  # replaced by the caller's tenant when API keys land (issue 9)
         status="queued",
         created_at=created,
         updated_at=created,
