@@ -19,10 +19,13 @@ from waypoint_orchestrator.agents.hotels import HotelsAgent
 from waypoint_orchestrator.agents.weather import WeatherAgent
 from waypoint_orchestrator.api.deps import Services
 from waypoint_orchestrator.api.routes import trips
+from waypoint_orchestrator.apikeys import ApiKeyStore
+from waypoint_orchestrator.auth import Gatekeeper, RateLimitHeaders
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.pipeline import Agents, TripRunner
+from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
 from waypoint_orchestrator.settings import OrchestratorSettings
 from waypoint_orchestrator.store import TripStore
 from waypoint_orchestrator.toolclient import ToolClient
@@ -36,7 +39,18 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     store = TripStore(redis)
     queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
     ledger = BudgetLedger(redis)
-    services = Services(settings, store, queue, IdempotencyKeys(redis), ledger)
+    keys = ApiKeyStore(redis)
+    services = Services(
+        settings, store, queue, IdempotencyKeys(redis), ledger, keys, WaitSlots(redis), SpendLedger(redis)
+    )
+    rate = RequestRate(redis)
+    gatekeeper = Gatekeeper(
+        authenticate=keys.authenticate,
+        charge_rate=lambda caller: rate.hit(caller.key_id, caller.requests_per_minute),
+        default_requests_per_minute=settings.key_requests_per_minute,
+        default_concurrent_waits=settings.key_concurrent_waits,
+        default_daily_spend_usd=settings.key_daily_spend_usd,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +83,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             weather=WeatherAgent(clients["weather"], retry, cache),
             dining=DiningAgent(clients["restaurants"], retry, cache),
         )
-        runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for)
+        runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for, services.spend)
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
         await pool.start()
@@ -87,8 +101,10 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         description="Plans and books trips with specialist agents over MCP tool servers.",
         lifespan=lifespan,
     )
+    app.state.gatekeeper = gatekeeper
     problems.install(app)
     app.include_router(trips.router)
+    app.add_middleware(RateLimitHeaders)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

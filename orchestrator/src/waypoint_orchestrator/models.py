@@ -284,8 +284,17 @@ class Termination(BaseModel):
         "budget_exhausted",
         "deadline",
         "no_progress",
+        "spend_cap_exceeded",
     ]
     detail: str = ""
+
+
+class SpendAuthority(BaseModel):
+    """The API key whose daily booking spend pays for the trip's bookings, and that key's cap."""
+
+    key_id: str
+    daily_cap_usd: float
+    reserved_on: dt.date | None = Field(None, description="The UTC day the trip's amount was reserved on.")
 
 
 class Trip(BaseModel):
@@ -308,6 +317,9 @@ class Trip(BaseModel):
     termination: Termination | None = None
     manual_intervention_required: bool = False
     cancel_requested: bool = False
+    spend: SpendAuthority | None = Field(
+        None, description="Whose daily booking spend the bookings count against (set when booking is asked)."
+    )
     usage: dict[str, float] = Field(
         default_factory=dict,
         description="Budgets: limits (`limit:*`), what was used (`used:*`), the deadline.",

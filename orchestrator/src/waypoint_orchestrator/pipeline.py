@@ -44,6 +44,7 @@ from waypoint_orchestrator.models import (
     jsonable,
 )
 from waypoint_orchestrator.planner import TripShape, booking_steps, plan, shape
+from waypoint_orchestrator.quotas import SpendLedger
 from waypoint_orchestrator.router import route
 from waypoint_orchestrator.store import TransitionRefused, TripStore, now
 from waypoint_orchestrator.summarizer import summarize
@@ -98,6 +99,7 @@ class TripRunner:
         worker_id: str,
         ledger: BudgetLedger,
         limits_for: Callable[[Any], tuple[dict[str, float], Any]],
+        spend: SpendLedger | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -105,6 +107,7 @@ class TripRunner:
         self.worker_id = worker_id
         self.ledger = ledger
         self.limits_for = limits_for
+        self.spend = spend
 
     async def run(self, job: Job) -> None:
         """Run a job as part of the trip's trace: a child of the request that created the trip."""
@@ -475,6 +478,8 @@ class TripRunner:
             t.steps.extend(new)
             return [("plan.extended", {"steps": [jsonable(s) for s in new]})] if new else []
 
+        if not await self._reserve_spend(trip):
+            return
         trip = await self.store.update(trip_id, extend)
         results = await self.store.results(trip_id)
         agents = self.agents
@@ -576,6 +581,56 @@ class TripRunner:
         if trip.cancel_requested:
             # The cancel came in after the last check: the API left it to this saga, so undo now.
             await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
+
+    async def _reserve_spend(self, trip: Trip) -> bool:
+        """Reserve the trip's cost against the booking key's daily spend cap, before anything is
+        booked (once per trip: a resumed saga passes again). Over the cap, the trip ends here."""
+        if trip.spend is None or trip.itinerary is None or self.spend is None:
+            return True
+        authority = trip.spend
+        day = authority.reserved_on or dt.datetime.now(dt.UTC).date()
+        amount = trip.itinerary.budget.total_usd
+        decision = await self.spend.reserve(authority.key_id, day, trip.id, amount, authority.daily_cap_usd)
+        if decision.allowed:
+            if authority.reserved_on is None:
+
+                def reserved(t: Trip) -> list[Event]:
+                    if t.spend is not None:
+                        t.spend.reserved_on = day
+                    return []
+
+                await self.store.update(trip.id, reserved)
+            return True
+        detail = (
+            f"booking ${amount:,.2f} would take API key {authority.key_id}'s booking spend on {day} "
+            f"to ${decision.spent_usd + amount:,.2f}, over its daily cap of ${authority.daily_cap_usd:,.2f}; "
+            "nothing was booked"
+        )
+
+        def refused(t: Trip) -> list[Event]:
+            return [
+                (
+                    "spend.refused",
+                    {
+                        "amount_usd": amount,
+                        "spent_usd": decision.spent_usd,
+                        "cap_usd": authority.daily_cap_usd,
+                    },
+                ),
+                *_settle(t, "failed", "spend_cap_exceeded", detail),
+            ]
+
+        await self.store.update(trip.id, refused)
+        return False
+
+    async def _refund_spend(self, trip_id: str) -> None:
+        """Give the reservation back once every booking of the trip is undone."""
+        trip = await self.store.get(trip_id)
+        if self.spend is None or trip.spend is None or trip.spend.reserved_on is None:
+            return
+        if any(b.status == "confirmed" for b in trip.bookings):
+            return
+        await self.spend.refund(trip.spend.key_id, trip.spend.reserved_on, trip_id)
 
     async def _verify(
         self, trip_id: str, step_id: str, action: Callable[[CallContext], Awaitable[Any]]
@@ -693,6 +748,7 @@ class TripRunner:
             return _settle(t, status, reason, full)
 
         await self.store.update(trip_id, settle)
+        await self._refund_spend(trip_id)
 
     # -- cancelling -------------------------------------------------------------------------
 

@@ -54,6 +54,22 @@ class OrchestratorSettings(ServiceSettings):
     budget_tokens_cap: int = Field(1_000_000, ge=0)
     budget_wall_seconds: float = Field(300, gt=0, description="Default wall-time budget per trip.")
     budget_wall_seconds_cap: float = Field(3600, gt=0)
+    # The edge: what one API key may do unless the key says otherwise (`waypoint-admin keys create`).
+    key_requests_per_minute: int = Field(
+        300, ge=1, le=100_000, description="Requests a minute per API key (429 beyond)."
+    )
+    key_concurrent_waits: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="Event streams and `Prefer: wait` requests one API key may hold open at once.",
+    )
+    key_daily_spend_usd: float = Field(
+        20_000, ge=0, le=10_000_000, description="Booking spend per API key and UTC day."
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body (413 beyond)."
+    )
     job_lease_seconds: float = Field(
         60,
         gt=0,

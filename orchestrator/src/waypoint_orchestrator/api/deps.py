@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from waypoint_orchestrator.apikeys import ApiKeyStore
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.quotas import SpendLedger, WaitSlots
 from waypoint_orchestrator.settings import OrchestratorSettings
 from waypoint_orchestrator.store import TripStore
 
@@ -21,6 +23,9 @@ class Services:
     queue: JobQueue
     idempotency: IdempotencyKeys
     ledger: BudgetLedger
+    keys: ApiKeyStore
+    waits: WaitSlots
+    spend: SpendLedger
 
 
 def get_services(request: Request) -> Services:
