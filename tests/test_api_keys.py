@@ -30,15 +30,19 @@ async def test_a_key_is_stored_only_as_a_hash(redis: Redis) -> None:
         kind = await redis.type(name)
         values = await redis.hgetall(name) if kind == "hash" else {}
         dumped = json.dumps(values) + str(name)
-        assert secret not in dumped and presented not in dumped
+        assert secret not in dumped
+        assert presented not in dumped
 
 
 async def test_authenticate_accepts_the_key_and_nothing_near_it(redis: Redis) -> None:
     store = ApiKeyStore(redis)
     presented, key = await store.create(tenant(), ["trips:read", "trips:write"])
     found = await store.authenticate(presented)
-    assert found is not None and found.id == key.id and found.tenant == key.tenant
-    assert found.allows("trips:write") and not found.allows("trips:book")
+    assert found is not None
+    assert found.id == key.id
+    assert found.tenant == key.tenant
+    assert found.allows("trips:write")
+    assert not found.allows("trips:book")
     last = presented[-1]
     near = [
         presented[:-1] + ("A" if last != "A" else "B"),
@@ -67,7 +71,8 @@ async def test_revoke_takes_effect_at_once_and_last_use_is_recorded(redis: Redis
     presented, key = await store.create(owner, ["trips:read"])
     assert await store.authenticate(presented) is not None
     (listed,) = await store.list_keys(owner)
-    assert listed.id == key.id and listed.last_used_at is not None
+    assert listed.id == key.id
+    assert listed.last_used_at is not None
     assert await store.revoke(key.id)
     assert await store.authenticate(presented) is None
     assert await store.list_keys(owner) == []
@@ -131,7 +136,8 @@ async def test_a_dead_holders_slot_expires_with_its_lease(redis: Redis) -> None:
     slots = WaitSlots(redis)
     key_id = uuid.uuid4().hex[:12]
     short = await slots.take(key_id, 1, 0.2)
-    assert short is not None and await slots.take(key_id, 1, 30) is None
+    assert short is not None
+    assert await slots.take(key_id, 1, 30) is None
     renewed = await slots.renew(key_id, short, 0.2)
     assert renewed
     await asyncio.sleep(0.4)  # the holder died: nobody renews
@@ -150,7 +156,8 @@ async def test_spend_is_reserved_once_per_trip_and_never_past_the_cap(redis: Red
     assert await ledger.spent(key_id, day) == pytest.approx(1000.0)
     allowed_trip = next(f"trip-{i}" for i, d in enumerate(decisions) if d.allowed)
     again = await ledger.reserve(key_id, day, allowed_trip, 100.0, 1000.0)
-    assert again.allowed and await ledger.spent(key_id, day) == pytest.approx(1000.0)
+    assert again.allowed
+    assert await ledger.spent(key_id, day) == pytest.approx(1000.0)
     assert await ledger.refund(key_id, day, allowed_trip)
     assert not await ledger.refund(key_id, day, allowed_trip)
     assert await ledger.spent(key_id, day) == pytest.approx(900.0)
@@ -186,7 +193,8 @@ async def test_waypoint_admin_creates_lists_and_revokes_keys(redis_server: Redis
     presented = made.stdout.strip()
     assert ApiKeyStore.well_formed(presented)
     stored = json.loads(made.stderr.strip().splitlines()[-1])
-    assert stored["tenant"] == owner and stored["scopes"] == ["trips:read"]
+    assert stored["tenant"] == owner
+    assert stored["scopes"] == ["trips:read"]
     assert stored["limits"] == {"requests_per_minute": 7}
     assert (await ApiKeyStore(redis).authenticate(presented)) is not None
 
@@ -199,13 +207,18 @@ async def test_waypoint_admin_creates_lists_and_revokes_keys(redis_server: Redis
     assert admin(redis_server.url, "keys", "revoke", stored["id"]).returncode == 0
     assert (await ApiKeyStore(redis).authenticate(presented)) is None
     gone = admin(redis_server.url, "keys", "revoke", stored["id"])
-    assert gone.returncode == 1 and "no key" in gone.stderr
+    assert gone.returncode == 1
+    assert "no key" in gone.stderr
 
 
 def test_waypoint_admin_refuses_bad_requests_and_an_unreachable_redis(redis_server: RedisServer) -> None:
     bad = admin(redis_server.url, "keys", "create", "--tenant", "Not A Tenant")
-    assert bad.returncode == 2 and "tenant" in bad.stderr and bad.stdout == ""
+    assert bad.returncode == 2
+    assert "tenant" in bad.stderr
+    assert bad.stdout == ""
     scope = admin(redis_server.url, "keys", "create", "--tenant", tenant(), "--scope", "everything")
-    assert scope.returncode == 2 and "scopes" in scope.stderr
+    assert scope.returncode == 2
+    assert "scopes" in scope.stderr
     nowhere = admin(f"redis://127.0.0.1:{free_port()}/0", "keys", "list")
-    assert nowhere.returncode == 3 and "unreachable" in nowhere.stderr
+    assert nowhere.returncode == 3
+    assert "unreachable" in nowhere.stderr
