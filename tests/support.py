@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,15 +16,23 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CallToolResult
+from mcp.shared.dispatcher import ProgressFnT
+from mcp_types import CallToolResult, InputResponses, RequestParamsMeta
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
+
+# The service credential every process the suite starts gets (one per test run), and that the
+# suite's MCP and admin clients send.
+SERVICE_TOKEN = f"test-{secrets.token_hex(16)}"
+# The `_meta` key a tool server reads the booking owner (the orchestrator's tenant) from.
+OWNER_META_KEY = "waypoint/owner"
+TEST_OWNER = "tenant-suite"
 
 
 def free_port() -> int:
@@ -140,6 +150,7 @@ class ServiceProcess:
             "WAYPOINT_HOST": "127.0.0.1",
             "WAYPOINT_PORT": str(port),
             "WAYPOINT_ENVIRONMENT": "test",
+            "WAYPOINT_SERVICE_TOKEN": SERVICE_TOKEN,
             **env,
         }
         with log_path.open("ab") as log:
@@ -173,20 +184,74 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait()
 
+    @property
+    def token(self) -> str:
+        """The service token this process was started with."""
+        return self.env.get("WAYPOINT_SERVICE_TOKEN", SERVICE_TOKEN)
+
     def admin(self, method: str, path: str, json: Any = None) -> Any:
-        response = httpx2.request(method, f"{self.base_url}{path}", json=json, timeout=5)
+        response = httpx2.request(
+            method,
+            f"{self.base_url}{path}",
+            json=json,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=5,
+        )
         response.raise_for_status()
         return response.json()
 
 
+@dataclass
+class OwnerClient(Client):
+    """An MCP `Client` that names a booking owner in every `tools/call`'s `_meta`, as the
+    orchestrator does with the trip's tenant."""
+
+    owner: str | None = None
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        read_timeout_seconds: float | None = None,
+        progress_callback: ProgressFnT | None = None,
+        *,
+        input_responses: InputResponses | None = None,
+        request_state: str | None = None,
+        meta: RequestParamsMeta | None = None,
+    ) -> CallToolResult:
+        if self.owner is not None:
+            meta = cast(RequestParamsMeta, {OWNER_META_KEY: self.owner, **(meta or {})})
+        return await super().call_tool(
+            name,
+            arguments,
+            read_timeout_seconds,
+            progress_callback,
+            input_responses=input_responses,
+            request_state=request_state,
+            meta=meta,
+        )
+
+
 @contextlib.asynccontextmanager
-async def mcp_client(url: str, *, read_timeout: float = 10.0) -> AsyncIterator[Client]:
-    """A pooled MCP client over Streamable HTTP."""
-    async with (
-        httpx2.AsyncClient(timeout=httpx2.Timeout(read_timeout + 5)) as http,
-        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=read_timeout) as client,
-    ):
-        yield client
+async def mcp_client(
+    url: str,
+    *,
+    read_timeout: float = 10.0,
+    owner: str | None = TEST_OWNER,
+    token: str | None = SERVICE_TOKEN,
+    mode: Literal["auto", "legacy"] = "auto",
+) -> AsyncIterator[OwnerClient]:
+    """A pooled MCP client over Streamable HTTP, holding the service token and naming `owner`."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(read_timeout + 5)) as http:
+        client = OwnerClient(
+            streamable_http_client(url, http_client=http),
+            read_timeout_seconds=read_timeout,
+            mode=mode,
+            owner=owner,
+        )
+        async with client:
+            yield client
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
@@ -255,3 +320,57 @@ def read_sse(
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
     return events
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key made for a test with the real `waypoint-admin` command."""
+
+    tenant: str
+    key: str
+    id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def revoke(self, redis_url: str) -> None:
+        admin_command(redis_url, "keys", "revoke", self.id)
+
+
+def admin_command(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "waypoint-admin"), *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"waypoint-admin {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def make_key(
+    redis_url: str,
+    tenant: str,
+    *scopes: str,
+    requests_per_minute: int | None = None,
+    concurrent_waits: int | None = None,
+    daily_spend_usd: float | None = None,
+) -> ApiKey:
+    """A key for `tenant` (every scope unless some are named), through `waypoint-admin keys create`."""
+    args = ["keys", "create", "--tenant", tenant, "--name", "test"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    for option, value in (
+        ("--requests-per-minute", requests_per_minute),
+        ("--concurrent-waits", concurrent_waits),
+        ("--daily-spend-usd", daily_spend_usd),
+    ):
+        if value is not None:
+            args += [option, str(value)]
+    result = admin_command(redis_url, *args)
+    stored = json.loads(result.stderr.strip().splitlines()[-1])
+    return ApiKey(tenant=tenant, key=result.stdout.strip(), id=str(stored["id"]))

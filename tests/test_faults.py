@@ -104,35 +104,40 @@ async def test_latency_and_hang(faulty_flights: ServiceProcess, redis: Redis) ->
 
 
 async def test_admin_refuses_a_bad_plan(faulty_flights: ServiceProcess) -> None:
-    response = httpx2.put(f"{faulty_flights.base_url}/admin/faults", json={"book_flight": {"error_rate": 3}})
+    response = httpx2.put(
+        f"{faulty_flights.base_url}/admin/faults",
+        json={"book_flight": {"error_rate": 3}},
+        headers={"Authorization": f"Bearer {faulty_flights.token}"},
+    )
     assert response.status_code == 422
     assert "error_rate" in response.text
 
 
-async def test_faults_from_the_environment_and_admin_token(redis_server: RedisServer, log_dir: Path) -> None:
+async def test_faults_from_the_environment_and_admin_with_the_service_token(
+    redis_server: RedisServer, log_dir: Path
+) -> None:
+    token = f"weather-{uuid.uuid4().hex}"
     service = ServiceProcess.start(
         "mcp-weather",
         {
             "REDIS_URL": redis_server.url,
             "WAYPOINT_FAULTS": '{"get_forecast": {"error_rate": 1.0}}',
-            "WAYPOINT_ADMIN_TOKEN": "s3cret-token-for-tests",
+            "WAYPOINT_SERVICE_TOKEN": token,
         },
         log_dir,
     )
     try:
-        async with mcp_client(service.mcp_url) as client:
+        async with mcp_client(service.mcp_url, token=token) as client:
             with pytest.raises(MCPError, match="injected fault in get_forecast"):
                 await client.call_tool(
                     "get_forecast", {"location": "FTE", "start_date": day(3), "end_date": day(5)}
                 )
         assert httpx2.get(f"{service.base_url}/admin/faults").status_code == 401
         response = httpx2.put(
-            f"{service.base_url}/admin/faults",
-            json={},
-            headers={"Authorization": "Bearer s3cret-token-for-tests"},
+            f"{service.base_url}/admin/faults", json={}, headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 200
-        async with mcp_client(service.mcp_url) as client:
+        async with mcp_client(service.mcp_url, token=token) as client:
             structured(
                 await client.call_tool(
                     "get_forecast", {"location": "FTE", "start_date": day(3), "end_date": day(5)}

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from mcp_types import Tool
 
-from tests.support import ServiceProcess, mcp_client, structured
+from tests.support import SERVICE_TOKEN, ServiceProcess, mcp_client, structured
 
 EXPECTED_TOOLS = {
     "mcp-flights": {"search_flights", "book_flight", "cancel_flight_booking", "get_flight_booking"},
@@ -192,7 +192,11 @@ async def test_session_based_client_is_served_by_any_replica(
 ) -> None:
     """An older (2025-06-18) client initializes on one replica and calls a tool on another."""
     first, second = replicas["mcp-flights"]
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {SERVICE_TOKEN}",
+    }
     init = {
         "jsonrpc": "2.0",
         "id": 1,

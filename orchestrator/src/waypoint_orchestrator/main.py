@@ -65,6 +65,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 breaker_cooldown=settings.breaker_cooldown_seconds,
                 retry_ratio=settings.retry_budget_ratio,
                 retry_floor=settings.retry_budget_per_second,
+                token=settings.service_token,
             )
 
         clients = {

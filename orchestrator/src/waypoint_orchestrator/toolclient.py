@@ -20,9 +20,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
+from pydantic import SecretStr
 
 from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
 from waypoint_common.retries import ToolRejected, ToolUnavailable
+from waypoint_common.serviceauth import bearer_header
 from waypoint_common.telemetry import propagate_mcp_context
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,12 @@ class ToolClient:
         breaker_cooldown: float = 10.0,
         retry_ratio: float = 0.5,
         retry_floor: float = 2.0,
+        token: SecretStr | None = None,
     ) -> None:
         self.server = server
         self.url = url
         self.timeout = timeout
+        self._token = token  # the service credential, sent as a header on every MCP request
         self.breaker = CircuitBreaker(
             server, failures=breaker_failures, cooldown=breaker_cooldown, on_change=_breaker_changed
         )
@@ -103,6 +107,7 @@ class ToolClient:
         try:
             async with (
                 httpx2.AsyncClient(
+                    headers=bearer_header(self._token),
                     timeout=httpx2.Timeout(self.timeout + 5),
                     event_hooks={"request": [propagate_mcp_context], "response": [self._note_retry_after]},
                 ) as http,

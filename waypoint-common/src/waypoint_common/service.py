@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 
 import uvicorn
@@ -13,8 +15,16 @@ from waypoint_common.telemetry import setup_telemetry
 
 
 def run_service(service: str, settings: ServiceSettings, build: Callable[[], ASGIApp]) -> int:
-    """Set up JSON logs and OpenTelemetry, build the app (after both, so it is instrumented), serve it."""
+    """Set up JSON logs and OpenTelemetry, build the app (after both, so it is instrumented), serve it.
+
+    Returns 2 without serving when the settings are unfit to start with (`startup_problem`).
+    """
     setup_logging(service, settings.log_level)
+    problem = settings.startup_problem()
+    if problem is not None:
+        logging.getLogger(__name__).error("refusing to start: %s", problem)
+        print(f"{service}: refusing to start: {problem}", file=sys.stderr, flush=True)
+        return 2
     setup_telemetry(service, settings)
     uvicorn.run(
         build(),

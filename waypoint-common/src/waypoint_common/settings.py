@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, RedisDsn, field_validator
+from pydantic import Field, RedisDsn, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICE_TOKEN_VARIABLE = "WAYPOINT_SERVICE_TOKEN"
+SERVICE_TOKEN_FILE_VARIABLE = "WAYPOINT_SERVICE_TOKEN_FILE"
+MIN_SERVICE_TOKEN_LENGTH = 16
+_PLACEHOLDERS = {"changeme", "change-me", "change_me", "secret", "password", "token", "service-token"}
 
 
 class ServiceSettings(BaseSettings):
@@ -38,8 +44,20 @@ class ServiceSettings(BaseSettings):
             "for example 'mcp-flights:8000' in compose. Comma-separated in the environment."
         ),
     )
-    admin_token: str | None = Field(
-        None, description="When set, admin endpoints require 'Authorization: Bearer <token>'."
+    service_token: SecretStr | None = Field(
+        None,
+        description=(
+            "The service credential: tool servers require 'Authorization: Bearer <token>' on /mcp "
+            "and /admin, and the orchestrator sends it. Required in production; at least "
+            f"{MIN_SERVICE_TOKEN_LENGTH} characters, placeholders refused. Never logged."
+        ),
+    )
+    service_token_file: Path | None = Field(
+        None,
+        description=(
+            "A file holding the service token (a compose or Kubernetes secret), read at start; "
+            "instead of WAYPOINT_SERVICE_TOKEN."
+        ),
     )
 
     @field_validator("allowed_hosts", mode="before")
@@ -49,12 +67,47 @@ class ServiceSettings(BaseSettings):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
 
-    @field_validator("admin_token")
+    @field_validator("service_token", "service_token_file", mode="before")
     @classmethod
-    def _no_placeholder_token(cls, value: str | None) -> str | None:
-        if value is not None and value.strip().lower() in {"", "changeme", "change-me", "secret"}:
-            raise ValueError("WAYPOINT_ADMIN_TOKEN is a placeholder; set a real token or leave it unset")
+    def _empty_is_unset(cls, value: object) -> object:
+        # `VAR=` (as compose writes `${VAR:-}`) means "not set", like leaving it out.
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
+
+    @model_validator(mode="after")
+    def _resolve_service_token(self) -> Self:
+        if self.service_token_file is not None:
+            if self.service_token is not None:
+                raise ValueError(f"set {SERVICE_TOKEN_VARIABLE} or {SERVICE_TOKEN_FILE_VARIABLE}, not both")
+            try:
+                text = self.service_token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"{SERVICE_TOKEN_FILE_VARIABLE}: cannot read {self.service_token_file}: {exc.strerror}"
+                ) from None
+            self.service_token = SecretStr(text) if text else None
+        token = self.service_token.get_secret_value() if self.service_token is not None else None
+        if token is not None and (
+            token.strip() != token
+            or len(token) < MIN_SERVICE_TOKEN_LENGTH
+            or len(set(token)) < 5  # "xxxxxxxxxxxxxxxx", "abababababababab"
+            or token.lower() in _PLACEHOLDERS
+        ):
+            raise ValueError(
+                f"{SERVICE_TOKEN_VARIABLE} is a placeholder or too weak: use at least "
+                f"{MIN_SERVICE_TOKEN_LENGTH} random characters (e.g. `openssl rand -hex 32`)"
+            )
+        return self
+
+    def startup_problem(self) -> str | None:
+        """Why this process must not start with these settings, or None."""
+        if self.environment == "production" and self.service_token is None:
+            return (
+                f"{SERVICE_TOKEN_VARIABLE} (or {SERVICE_TOKEN_FILE_VARIABLE}) is required when "
+                "WAYPOINT_ENVIRONMENT=production: tool servers accept only callers holding it"
+            )
+        return None
 
 
 class ToolServerSettings(ServiceSettings):

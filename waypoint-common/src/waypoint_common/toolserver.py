@@ -2,33 +2,39 @@
 
 A tool server package provides only `create_server(context) -> MCPServer`; this module wires
 settings, logging, telemetry, Redis, fault injection and the HTTP app around it, the same way
-for all four servers.
+for all four servers. In front of it all: the `ServiceGuard` (Host/Origin, the service token,
+`POST`-only `/mcp`) and a request-body limit of `MAX_BODY_BYTES`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from waypoint_common.bodylimit import BodyLimitMiddleware
 from waypoint_common.connections import connect_redis, redis_ready
 from waypoint_common.faults import FaultInjector, FaultPlan, Throttle
 from waypoint_common.service import run_service
-from waypoint_common.settings import ToolServerSettings
+from waypoint_common.serviceauth import ServiceGuard
+from waypoint_common.settings import SERVICE_TOKEN_VARIABLE, ToolServerSettings
 
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
+MAX_BODY_BYTES = 1024 * 1024  # an MCP request is a few hundred bytes; 1 MiB is generous
 
 
 @dataclass(frozen=True)
@@ -82,28 +88,29 @@ class ThrottleMiddleware:
 def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) -> FastAPI:
     """The HTTP app of a tool server: MCP (stateless Streamable HTTP), health, readiness, admin."""
     mcp.middleware.append(faults)
+    security = _transport_security(context.settings)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
-        transport_security=_transport_security(context.settings),
+        transport_security=security,
+        max_request_body_size=MAX_BODY_BYTES,
     )
     redis = context.redis
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if context.settings.service_token is None:
+            log.warning(
+                "no service token: /mcp and /admin accept any caller (set %s; production refuses "
+                "to start without it)",
+                SERVICE_TOKEN_VARIABLE,
+            )
         async with mcp.session_manager.run():
             log.info("serving", extra={"service": context.service, "path": MCP_PATH})
             yield
         await redis.aclose()
 
     app = FastAPI(title=context.service, lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = context.settings.admin_token
-        if token is not None and authorization != f"Bearer {token}":
-            raise HTTPException(status_code=401, detail="admin token required")
-
-    admin = [Depends(require_admin)]
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -117,35 +124,38 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
             return JSONResponse({"status": "ready", "service": context.service})
         return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
-    @app.get("/admin/faults", dependencies=admin)
+    @app.get("/admin/faults")
     async def get_faults() -> dict[str, Any]:
         """The fault plan in force on this replica."""
         return faults.describe()
 
-    @app.put("/admin/faults", dependencies=admin)
+    @app.put("/admin/faults")
     async def put_faults(plan: FaultPlan) -> dict[str, Any]:
         """Replace this replica's fault plan (an empty object clears it)."""
         faults.replace(plan)
         log.warning("fault plan replaced", extra={"plan": faults.describe()})
         return faults.describe()
 
-    @app.get("/admin/stats", dependencies=admin)
+    @app.get("/admin/stats")
     async def get_stats() -> dict[str, Any]:
         """Tool calls that reached this replica, and the faults injected into them."""
         return faults.stats()
 
-    @app.delete("/admin/stats", dependencies=admin)
+    @app.delete("/admin/stats")
     async def reset_stats() -> dict[str, Any]:
         faults.reset_stats()
         return faults.stats()
 
-    @app.put("/admin/throttle", dependencies=admin)
+    @app.put("/admin/throttle")
     async def put_throttle(throttle: Throttle) -> dict[str, Any]:
         """Answer the next `next` MCP requests with `429 Too Many Requests` and `Retry-After`."""
         faults.throttle = throttle
         return throttle.model_dump()
 
+    # The last added runs first: the guard, then the body limit, then the throttle.
     app.add_middleware(ThrottleMiddleware, faults=faults)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(ServiceGuard, token=context.settings.service_token, security=security)
 
     app.mount("/", mcp_app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
@@ -154,7 +164,14 @@ def build_tool_app(context: ToolContext, mcp: MCPServer, faults: FaultInjector) 
 
 def run_tool_server(service: str, factory: ServerFactory) -> int:
     """Entry point shared by the tool servers' console scripts."""
-    settings = ToolServerSettings()
+    try:
+        settings = ToolServerSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"{service}: refusing to start: {problems}", file=sys.stderr, flush=True)
+        return 2
 
     def build() -> FastAPI:
         context = ToolContext(
