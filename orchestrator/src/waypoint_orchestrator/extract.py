@@ -16,6 +16,13 @@ Conventions:
   text names the last day.
 - Every guess is recorded in `assumptions`, in plain words.
 
+Reading time: every pattern is linear in the length of the text (no two unbounded quantifiers
+over overlapping characters can trade a run between them: such runs are matched possessively,
+`\\s*+`), and no pass rescans the text once per word. `tests/test_extract.py` audits the
+compiled patterns for that, and `bench/extraction.py` measures the worst case over adversarial
+queries. A caller that must stop in time passes a `deadline` (a `time.monotonic()` value): the
+extractor checks it between patterns and between words, and raises `ExtractionTimedOut` past it.
+
 Known limits: numeric dates ("12/03") are not read (day and month order is ambiguous); "next
 Friday" is the first Friday after today; a weekend together with a month does not snap to
 Friday-Sunday; lower-case place names with no cue word are not taken for places; a budget the
@@ -26,8 +33,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
+import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,7 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from waypoint_common import geography
 from waypoint_orchestrator.models import Budget, DiningWish, TripFields, TripKind
 
-__all__ = ["Extraction", "extract"]
+__all__ = ["Extraction", "ExtractionTimedOut", "extract", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+class ExtractionTimedOut(Exception):
+    """The extractor was still reading when its deadline passed."""
 
 
 class Extraction(BaseModel):
@@ -61,6 +77,16 @@ class Extraction(BaseModel):
 
 def _word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
+
+
+# Under re.IGNORECASE four non-ASCII letters match ASCII ones ("\u017fix" matches "six", "\u0130n"
+# matches "in"); a matched word is folded back before it is looked up in the tables below.
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _fold(word: str) -> str:
+    """A matched word as the lower-case ASCII key it matched."""
+    return word.translate(_FOLD).lower()
 
 
 _NUMBER_WORDS: dict[str, int] = {
@@ -94,9 +120,10 @@ _WEEKDAYS: dict[str, int] = {name.lower(): i for i, name in enumerate(calendar.d
 _WEEKDAY = r"(?:" + "|".join(_WEEKDAYS) + r")"
 _DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?!\d)"
 _YEAR = r"(?:19|20)\d\d"
-# Words after a number that make it something other than a day of the month or a budget.
+# Words after a number that make it something other than a day of the month or a budget. The
+# whitespace runs are possessive: `\s*-?\s*` would try every split of a run (quadratic).
 _UNIT_AFTER = (
-    r"(?!\s*-?\s*(?:days?|nights?|weeks?|months?|hours?|people|persons|adults?|kids?|children"
+    r"(?!\s*+-?\s*+(?:days?|nights?|weeks?|months?|hours?|people|persons|adults?|kids?|children"
     r"|travell?ers?|guests?|friends?|passengers?|pax|of us|stars?|km|miles|%)\b)"
 )
 _RANGE_JOIN = r"\s*(?:-|\u2013|\u2014|to|through|thru|until|till)\s*"
@@ -267,22 +294,25 @@ class _Scan:
 
     text: str
     today: dt.date
-    masked_chars: list[str] = field(init=False)
+    deadline: float | None = None  # a time.monotonic() value; None: no limit
+    masked: str = field(init=False)
     notes: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.masked_chars = list(self.text)
+        self.masked = self.text
 
-    @property
-    def masked(self) -> str:
-        return "".join(self.masked_chars)
+    def check(self) -> None:
+        """Raise `ExtractionTimedOut` when the deadline has passed."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise ExtractionTimedOut(f"extraction stopped at its deadline ({len(self.text)} characters)")
 
     def find(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
         """Matches in the text not read yet (positions are the same as in `text`)."""
+        self.check()
         return pattern.finditer(self.masked)
 
     def consume(self, start: int, end: int) -> None:
-        self.masked_chars[start:end] = _MASK * (end - start)
+        self.masked = self.masked[:start] + _MASK * (end - start) + self.masked[end:]
 
     def note(self, topic: str, text: str) -> None:
         self.notes.append((topic, text))
@@ -290,7 +320,7 @@ class _Scan:
 
 def _number(word: str) -> int:
     """A count: digits, a number word, "a"/"an" (1) or "a couple (of)" (2)."""
-    word = " ".join(word.lower().split())
+    word = " ".join(_fold(word).split())
     if word.isdigit():
         return int(word)
     if word in ("a", "an"):
@@ -327,19 +357,25 @@ _BUDGET_CUE_BEFORE = re.compile(
     r"|spending|cap(?:ped)?|afford)\b[\s:]*(?:\w+\s+){0,2}$",
     re.I,
 )
-_BUDGET_CUE_AFTER = re.compile(r"^\s*(?:total\s+)?budget\b", re.I)
+# Matched at the end of a sum (`.match(text, end)`), hence no `^`.
+_BUDGET_CUE_AFTER = re.compile(r"\s*+(?:total\s++)?budget\b", re.I)
 _PER_PERSON = re.compile(
-    r"^\s*(?:per\s+(?:person|head|travell?er|adult)|a\s+(?:person|head)|each|pp|/\s*person)\b", re.I
+    r"\s*+(?:per\s+(?:person|head|travell?er|adult)|a\s+(?:person|head)|each|pp|/\s*+person)\b", re.I
 )
+_THOUSANDS_SEPARATED = re.compile(r"\d{1,3}(?:([,.])\d{3})(?:\1\d{3})*+")
+_COMMA_THOUSANDS_POINT_CENTS = re.compile(r"\d{1,3}(?:,\d{3})++\.\d{1,2}")
+_POINT_THOUSANDS_COMMA_CENTS = re.compile(r"\d{1,3}(?:\.\d{3})++,\d{1,2}")
+_SEPARATOR = re.compile(r"[,.]")
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def _amount(text: str, scale: str | None) -> float:
     """'3,000' or '3.000' is three thousand; '2.5' or '2,5' two and a half; 'k' multiplies."""
-    if re.fullmatch(r"\d{1,3}(?:([,.])\d{3})(?:\1\d{3})*", text):
-        value = float(re.sub(r"[,.]", "", text))
-    elif re.fullmatch(r"\d{1,3}(?:,\d{3})+\.\d{1,2}", text):
+    if _THOUSANDS_SEPARATED.fullmatch(text):
+        value = float(_SEPARATOR.sub("", text))
+    elif _COMMA_THOUSANDS_POINT_CENTS.fullmatch(text):
         value = float(text.replace(",", ""))
-    elif re.fullmatch(r"\d{1,3}(?:\.\d{3})+,\d{1,2}", text):
+    elif _POINT_THOUSANDS_COMMA_CENTS.fullmatch(text):
         value = float(text.replace(".", "").replace(",", "."))
     else:
         value = float(text.replace(",", "."))
@@ -377,7 +413,7 @@ def _money_mentions(scan: _Scan) -> list[_Money]:
         add(match, _currency_code(match["code"]))
     for match in scan.find(_MONEY_UNIT_AFTER):
         if match["word"]:
-            add(match, _CURRENCY_WORDS[" ".join(match["word"].lower().split())])
+            add(match, _CURRENCY_WORDS[" ".join(_fold(match["word"]).split())])
         elif match["sym"]:
             add(match, _CURRENCY_SYMBOLS[match["sym"]])
         else:
@@ -405,14 +441,14 @@ def _read_budget(scan: _Scan) -> tuple[Budget | None, bool]:
 
     def cued(m: _Money) -> bool:
         before = scan.text[max(0, m.start - 40) : m.start]
-        return bool(_BUDGET_CUE_BEFORE.search(before) or _BUDGET_CUE_AFTER.match(scan.text[m.end :]))
+        return bool(_BUDGET_CUE_BEFORE.search(before) or _BUDGET_CUE_AFTER.match(scan.text, m.end))
 
     chosen = next((m for m in mentions if cued(m)), mentions[0])
     written = scan.text[chosen.start : chosen.end].strip()
     budget = _budget(scan, chosen.amount, chosen.currency, written)
     if budget is not None and chosen.assumed_currency:
         scan.note("budget", f"budget currency assumed USD for '{written}'")
-    return budget, bool(_PER_PERSON.match(scan.text[chosen.end :]))
+    return budget, bool(_PER_PERSON.match(scan.text, chosen.end))
 
 
 def _budget(scan: _Scan, amount: float, currency: str, written: str) -> Budget | None:
@@ -428,11 +464,11 @@ def _budget(scan: _Scan, amount: float, currency: str, written: str) -> Budget |
 
 
 def _month(word: str) -> int:
-    return _MONTHS[word.lower().rstrip(".")]
+    return _MONTHS[_fold(word).rstrip(".")]
 
 
 def _day(word: str) -> int:
-    return int(re.sub(r"\D", "", word))
+    return int(_NOT_DIGIT.sub("", word))
 
 
 def _safe_date(year: int, month: int, day: int) -> dt.date | None:
@@ -451,9 +487,19 @@ def _next_on_or_after(month: int, day: int, earliest: dt.date) -> dt.date | None
     return None
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
+def _plus_days(day: dt.date, days: int) -> dt.date | None:
+    """`day` moved by `days`, or None past the ends of the calendar (date.min, date.max)."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def _add_months(day: dt.date, months: int) -> dt.date | None:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
+    if not dt.MINYEAR <= year <= dt.MAXYEAR:
+        return None
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
@@ -499,7 +545,7 @@ _PERIOD_FROM_NOW = re.compile(
 _NEXT_WEEK = re.compile(r"\bnext\s+week\b", re.I)
 _NEXT_MONTH = re.compile(r"\bnext\s+month\b", re.I)
 _WEEKDAY_NAMED = re.compile(rf"\b(?:(?P<cue>next|this|coming|on)\s+)?(?P<wd>{_WEEKDAY})\b", re.I)
-_DATE_JOIN = re.compile(r"^\s*(?:-|\u2013|\u2014|to|until|till|through|thru|and)\s*$", re.I)
+_DATE_JOIN = re.compile(r"\s*+(?:-|\u2013|\u2014|to|until|till|through|thru|and)\s*+", re.I)  # fullmatch
 # Words before a later date that make it the last day: "..., returning March 14".
 _RETURN_CUE = re.compile(
     r"\b(?:return(?:ing)?|back|coming\s+back|fly(?:ing)?\s+(?:back|home)|home|until|till|through)"
@@ -552,7 +598,7 @@ def _qualified_day(qualifier: str | None) -> int:
     """The day a month-only date starts on: the 10th, or 5th/15th/22nd for "early/mid/late March"."""
     if not qualifier:
         return 10
-    word = next(w for w in qualifier.lower().split() if w not in ("the", "of"))
+    word = next(w for w in _fold(qualifier).split() if w not in ("the", "of"))
     return _QUALIFIED_DAY[word]
 
 
@@ -579,9 +625,9 @@ def _months(scan: _Scan) -> Iterator[_DateMention]:
     for match in scan.find(_MONTH_ALONE):
         word = match["m"]
         cue, qualifier = match["cue"], match["q"]
-        if word.lower() == "may":
+        if _fold(word) == "may":
             # "may" is mostly a verb: only "in May", "during may", "early May" make it a month.
-            if not (qualifier or (cue and cue.lower() in ("in", "during")) or (cue and word[0].isupper())):
+            if not (qualifier or (cue and _fold(cue) in ("in", "during")) or (cue and word[0].isupper())):
                 continue
         elif not (cue or qualifier or word[0].isupper()):
             continue
@@ -592,34 +638,46 @@ def _months(scan: _Scan) -> Iterator[_DateMention]:
 def _relative_dates(scan: _Scan) -> Iterator[_DateMention]:
     today = scan.today
 
-    def mention(match: re.Match[str], day: dt.date, floating: str | None = None) -> _DateMention:
-        scan.consume(match.start(), match.end())
-        note = f"start date {day.isoformat()} from '{match.group(0).strip()}'"
-        return _DateMention(match.start(), match.end(), day, assumption=note, floating=floating)
-
-    for match in scan.find(_DAY_AFTER_TOMORROW):
-        yield mention(match, today + dt.timedelta(days=2))
-    for match in scan.find(_TOMORROW):
-        yield mention(match, today + dt.timedelta(days=1))
-    for match in scan.find(_TODAY):
-        yield mention(match, today)
-    for pattern in (_IN_PERIOD, _PERIOD_FROM_NOW):
+    def mentions(
+        pattern: re.Pattern[str], day: Callable[[re.Match[str]], dt.date | None], floating: str | None = None
+    ) -> Iterator[_DateMention]:
+        """Each match of `pattern` as the day it names (none past the ends of the calendar)."""
         for match in scan.find(pattern):
-            count, unit = _number(match["n"]), match["unit"].lower()
-            if unit.startswith("month"):
-                yield mention(match, _add_months(today, count))
-            else:
-                yield mention(match, today + dt.timedelta(days=count * (7 if unit.startswith("week") else 1)))
-    for match in scan.find(_NEXT_WEEK):
-        yield mention(match, today + dt.timedelta(days=7 - today.weekday()))
-    for match in scan.find(_NEXT_MONTH):
+            found = day(match)
+            if found is None:
+                continue
+            scan.consume(match.start(), match.end())
+            note = f"start date {found.isoformat()} from '{match.group(0).strip()}'"
+            yield _DateMention(match.start(), match.end(), found, assumption=note, floating=floating)
+
+    def period(match: re.Match[str]) -> dt.date | None:
+        count, unit = _number(match["n"]), _fold(match["unit"])
+        if unit.startswith("month"):
+            return _add_months(today, count)
+        return _plus_days(today, count * (7 if unit.startswith("week") else 1))
+
+    def next_month(_: re.Match[str]) -> dt.date | None:
         first_of_next = _add_months(today.replace(day=1), 1)
-        yield mention(match, max(first_of_next.replace(day=10), today + dt.timedelta(days=14)))
-    for match in scan.find(_WEEKDAY_NAMED):
+        two_weeks = _plus_days(today, 14)
+        return (
+            None
+            if first_of_next is None or two_weeks is None
+            else max(first_of_next.replace(day=10), two_weeks)
+        )
+
+    def weekday(match: re.Match[str]) -> dt.date | None:
         if not match["cue"] and not match["wd"][0].isupper():
-            continue
-        ahead = (_WEEKDAYS[match["wd"].lower()] - today.weekday() - 1) % 7 + 1
-        yield mention(match, today + dt.timedelta(days=ahead), floating="week")
+            return None
+        return _plus_days(today, (_WEEKDAYS[_fold(match["wd"])] - today.weekday() - 1) % 7 + 1)
+
+    yield from mentions(_DAY_AFTER_TOMORROW, lambda _: _plus_days(today, 2))
+    yield from mentions(_TOMORROW, lambda _: _plus_days(today, 1))
+    yield from mentions(_TODAY, lambda _: today)
+    yield from mentions(_IN_PERIOD, period)
+    yield from mentions(_PERIOD_FROM_NOW, period)
+    yield from mentions(_NEXT_WEEK, lambda _: _plus_days(today, 7 - today.weekday()))
+    yield from mentions(_NEXT_MONTH, next_month)
+    yield from mentions(_WEEKDAY_NAMED, weekday, floating="week")
 
 
 def _pair_dates(scan: _Scan, mentions: list[_DateMention]) -> tuple[dt.date | None, dt.date | None]:
@@ -634,7 +692,7 @@ def _pair_dates(scan: _Scan, mentions: list[_DateMention]) -> tuple[dt.date | No
     later = (
         m
         for k, m in enumerate(mentions[1:])
-        if (k == 0 and _DATE_JOIN.match(scan.text[first.end : m.start]))
+        if (k == 0 and _DATE_JOIN.fullmatch(scan.text, first.end, m.start))
         or _RETURN_CUE.search(scan.text[max(first.end, m.start - 30) : m.start])
     )
     second = next(later, None)
@@ -643,8 +701,13 @@ def _pair_dates(scan: _Scan, mentions: list[_DateMention]) -> tuple[dt.date | No
     last = second.first
     if second.floating == "year" and last < first.first:
         last = _next_on_or_after(last.month, last.day, first.first) or last
-    while second.floating == "week" and last < first.first:
-        last += dt.timedelta(days=7)
+    if second.floating == "week" and last < first.first:
+        # "from 2027-06-01 until Friday": the first such weekday on or after the start.
+        weeks = -(-(first.first - last).days // 7)
+        moved = _plus_days(last, 7 * weeks)
+        if moved is None:
+            return first.first, None
+        last = moved
     return first.first, last
 
 
@@ -654,8 +717,8 @@ def _read_dates(scan: _Scan) -> tuple[dt.date | None, dt.date | None]:
     return _pair_dates(scan, mentions)
 
 
-def _next_friday(today: dt.date) -> dt.date:
-    return today + dt.timedelta(days=(calendar.FRIDAY - today.weekday() - 1) % 7 + 1)
+def _next_friday(today: dt.date) -> dt.date | None:
+    return _plus_days(today, (calendar.FRIDAY - today.weekday() - 1) % 7 + 1)
 
 
 # -- trip length -----------------------------------------------------------------------------
@@ -676,12 +739,12 @@ def _read_duration(scan: _Scan) -> tuple[int | None, bool]:
     """The trip's length in days (both ends counted), and whether it is a weekend."""
     found: list[tuple[int, int, str, bool]] = []  # position, days, as written, worth a note
     for match in scan.find(_DURATION):
-        count, unit = _number(match["n"]), match["unit"].lower().rstrip("s")
+        count, unit = _number(match["n"]), _fold(match["unit"]).rstrip("s")
         days = count + 1 if unit == "night" else count * _DAYS_PER_UNIT[unit]
         found.append((match.start(), days, match.group(0), unit in ("night", "month")))
         scan.consume(match.start(), match.end())
     for match in scan.find(_WEEK_LONG):
-        found.append((match.start(), _DAYS_PER_UNIT[match["unit"].lower()], match.group(0), False))
+        found.append((match.start(), _DAYS_PER_UNIT[_fold(match["unit"])], match.group(0), False))
         scan.consume(match.start(), match.end())
     for match in scan.find(_FORTNIGHT):
         found.append((match.start(), 14, match.group(0), False))
@@ -716,16 +779,16 @@ _CASUAL_WORD = re.compile(rf"\b(?:{_CASUAL})\b", re.I)
 
 
 def _cuisine(word: str) -> str:
-    key = " ".join(word.lower().split())
+    key = " ".join(_fold(word).split())
     return _CUISINE_NOUNS.get(key) or _CUISINE_ADJECTIVES[key]
 
 
 def _read_dining(scan: _Scan) -> DiningWish | None:
     wishes: list[DiningWish] = []
     for match in scan.find(_DINING):
-        if match["noun"].lower().startswith("reservation") and not match["adjs"] and not match["cuisine"]:
+        if _fold(match["noun"]).startswith("reservation") and not match["adjs"] and not match["cuisine"]:
             continue  # "hotel reservation" is not a dinner
-        if (match["count"] or "").lower() == "no":
+        if _fold(match["count"] or "") == "no":
             scan.consume(match.start(), match.end())
             continue
         adjectives = match["adjs"] or ""
@@ -821,20 +884,26 @@ def _read_travelers(scan: _Scan) -> int | None:
 
 # -- places ----------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W\d_]+(?:['\u2019\-](?![sS]\b)[^\W\d_]+)*")
-_WORD_GAP = re.compile(r"\.?[ \t]+")
+_WORD = re.compile(r"[^\W\d_]++(?:['\u2019\-](?![sS]\b)[^\W\d_]++)*+")
+_WORD_GAP = re.compile(r"\.?[ \t]++")
+_UPPER_CODE = re.compile(r"[A-Z]{3}")
 _CUE_BEFORE = re.compile(
     r"(?:\b(?P<cue>(?:back|return(?:ing)?|home|fly(?:ing)?\s+back)\s+to|out\s+of|from|leaving|departing"
     r"|depart|(?:based|live|living|home|am|i'm)\s+in|to|into|towards?|visit(?:ing)?|explor(?:e|ing)"
     r"|see(?:ing)?|in|around)|(?P<arrow>->|\u2192))\s*$",
     re.I,
 )
+# What a text ends with when `_CUE_BEFORE` can match at its end (before trailing whitespace).
+_CUE_ENDINGS = tuple(
+    _word_set("to of from leaving departing depart in into toward towards visit visiting explore exploring")
+    | _word_set("see seeing around -> \u2192")
+)
 _ORIGIN_CUES = _word_set(
     "back return returning home fly flying out from leaving departing depart based live living am i'm"
 )
 _STRONG_CUES = _word_set("to into toward towards visit visiting explore exploring see seeing ->")
-_ARROW_BETWEEN = re.compile(r"^\s*(?:to|->|\u2192|\u2013|\u2014|-)\s*$", re.I)
-_QUALIFIER = re.compile(r"^,\s*(?P<q>[^\W\d_]+(?P<more>\s[^\W\d_]+)?)")
+_ARROW_BETWEEN = re.compile(r"\s*+(?:to|->|\u2192|\u2013|\u2014|-)\s*+", re.I)  # fullmatch
+_QUALIFIER = re.compile(r",\s*+(?P<q>[^\W\d_]++(?P<more>\s[^\W\d_]++)?)")  # .match(text, end)
 _MAX_PLACE_WORDS = 4
 
 
@@ -862,7 +931,7 @@ def _code_for(text: str, words: list[str], cued: bool) -> tuple[str | None, bool
     first, last = words[0].lower(), words[-1].lower()
     if first in _NOT_PLACE_WORDS or last in _NOT_PLACE_WORDS:
         return None, False
-    if len(words) == 1 and re.fullmatch(r"[A-Z]{3}", text):
+    if len(words) == 1 and _UPPER_CODE.fullmatch(text):
         if text in _NOT_CODES:
             return None, False
         try:
@@ -885,21 +954,30 @@ def _code_for(text: str, words: list[str], cued: bool) -> tuple[str | None, bool
 
 
 def _cue_before(masked: str, position: int) -> str | None:
-    match = _CUE_BEFORE.search(masked[max(0, position - 30) : position])
+    window = masked[max(0, position - 30) : position]
+    if not _fold(window.rstrip()).endswith(_CUE_ENDINGS):
+        return None  # the cue's last word (or arrow) must end the window: no search needed
+    match = _CUE_BEFORE.search(window)
     if match is None:
         return None
-    return "->" if match["arrow"] else " ".join(match["cue"].lower().split())
+    return "->" if match["arrow"] else " ".join(_fold(match["cue"]).split())
 
 
 def _place_mentions(scan: _Scan) -> list[_PlaceMention]:
     """Every word sequence that names a place, longest first, left to right."""
     masked = scan.masked
     words = list(_WORD.finditer(masked))
+    # joined[k]: words k and k+1 are separated by blanks only (or ". "), so may form one name.
+    joined = [bool(_WORD_GAP.fullmatch(masked, a.end(), b.start())) for a, b in itertools.pairwise(words)]
     mentions: list[_PlaceMention] = []
     i = 0
     while i < len(words):
+        scan.check()
+        if words[i].group(0).lower() in _NOT_PLACE_WORDS:
+            i += 1  # no name starts with a stopword (`_code_for`, `_unresolved_name`)
+            continue
         cue = _cue_before(masked, words[i].start())
-        mention = _longest_place(scan, words, i, cue) or _unresolved_name(scan, words, i, cue)
+        mention = _longest_place(scan, words, joined, i, cue) or _unresolved_name(scan, words, joined, i, cue)
         if mention is None:
             i += 1
             continue
@@ -909,14 +987,12 @@ def _place_mentions(scan: _Scan) -> list[_PlaceMention]:
     return mentions
 
 
-def _contiguous(text: str, words: list[re.Match[str]], first: int, last: int) -> bool:
-    return all(_WORD_GAP.fullmatch(text[words[k].end() : words[k + 1].start()]) for k in range(first, last))
-
-
-def _longest_place(scan: _Scan, words: list[re.Match[str]], i: int, cue: str | None) -> _PlaceMention | None:
+def _longest_place(
+    scan: _Scan, words: list[re.Match[str]], joined: list[bool], i: int, cue: str | None
+) -> _PlaceMention | None:
     masked = scan.masked
     for j in range(min(len(words), i + _MAX_PLACE_WORDS) - 1, i - 1, -1):
-        if not _contiguous(masked, words, i, j):
+        if not all(joined[i:j]):
             continue
         start, end = words[i].start(), words[j].end()
         text = scan.text[start:end]
@@ -931,7 +1007,7 @@ def _longest_place(scan: _Scan, words: list[re.Match[str]], i: int, cue: str | N
 
 def _with_qualifier(masked: str, name: str, end: int, code: str) -> tuple[int, str]:
     """'Portland, Maine': a state or country after a comma picks among cities of the same name."""
-    match = _QUALIFIER.match(masked[end:])
+    match = _QUALIFIER.match(masked, end)
     if match is None:
         return end, code
     qualifiers = [match["q"], match["q"].split()[0]] if match["more"] else [match["q"]]
@@ -940,12 +1016,12 @@ def _with_qualifier(masked: str, name: str, end: int, code: str) -> tuple[int, s
             place = geography.resolve(f"{name}, {qualifier}")
         except geography.UnknownPlace:
             continue
-        return end + match.start("q") + len(qualifier), place.code
+        return match.start("q") + len(qualifier), place.code
     return end, code
 
 
 def _unresolved_name(
-    scan: _Scan, words: list[re.Match[str]], i: int, cue: str | None
+    scan: _Scan, words: list[re.Match[str]], joined: list[bool], i: int, cue: str | None
 ) -> _PlaceMention | None:
     """A capitalized name right after "to", "from" or "visit" that is no known place ("to Atlantis")."""
     if cue is None or not (cue in _STRONG_CUES or cue == "from"):
@@ -956,7 +1032,7 @@ def _unresolved_name(
         and j - i < _MAX_PLACE_WORDS
         and _is_capitalized(words[j].group(0))
         and words[j].group(0).lower() not in _NOT_PLACE_WORDS
-        and (j == i or _contiguous(scan.masked, words, j - 1, j))
+        and (j == i or joined[j - 1])
     ):
         j += 1
     if j == i:
@@ -972,7 +1048,7 @@ def _role(mention: _PlaceMention, following: _PlaceMention | None, text: str) ->
         return "origin", 0
     if cue in _STRONG_CUES:
         return "destination", 0
-    if following is not None and _ARROW_BETWEEN.match(text[mention.end : following.start]):
+    if following is not None and _ARROW_BETWEEN.fullmatch(text, mention.end, following.start):
         return "origin", 1  # "Seattle to Denver", "SEA -> FTE"
     if cue is not None:
         return "destination", 1  # "in Denver", "around Kyoto"
@@ -1011,6 +1087,7 @@ def _read_places(scan: _Scan) -> tuple[str | None, str | None]:
 
 
 def _read_interests(scan: _Scan) -> list[str]:
+    scan.check()
     masked = scan.masked
     found = [(match.start(), tag) for tag, pattern in _INTEREST_PATTERNS if (match := pattern.search(masked))]
     return [tag for _, tag in sorted(found)]
@@ -1129,9 +1206,13 @@ def _kind_hint(query: str, fields: TripFields) -> tuple[TripKind | None, str | N
 # -- the whole ---------------------------------------------------------------------------------
 
 
-def extract(query: str, today: dt.date) -> Extraction:
-    """Read a trip request's fields from free text; `today` anchors relative and year-less dates."""
-    scan = _Scan(query, today)
+def extract(query: str, today: dt.date, *, deadline: float | None = None) -> Extraction:
+    """Read a trip request's fields from free text; `today` anchors relative and year-less dates.
+
+    `deadline` is a `time.monotonic()` value: past it, `ExtractionTimedOut` is raised (it is
+    checked between patterns and between words, so the extractor stops within a pattern's time).
+    """
+    scan = _Scan(query, today, deadline)
     budget, per_person = _read_budget(scan)
     start_date, end_date = _read_dates(scan)
     days, weekend = _read_duration(scan)
@@ -1140,8 +1221,7 @@ def extract(query: str, today: dt.date) -> Extraction:
     origin, destination = _read_places(scan)
     interests = _read_interests(scan)
 
-    if weekend and start_date is None:
-        start_date = _next_friday(today)
+    if weekend and start_date is None and (start_date := _next_friday(today)) is not None:
         scan.note("dates", f"start date assumed {start_date.isoformat()}, the next Friday, for a weekend")
     if budget is not None and per_person:
         if travelers is not None:
@@ -1165,16 +1245,27 @@ def extract(query: str, today: dt.date) -> Extraction:
         dining=dining,
     )
     signals = any((origin, destination, start_date, days, budget, travelers, dining, interests))
+    scan.check()
     kind, reason = _kind_hint(query, fields)
     fields = fields.model_copy(update={"kind": kind})
     by_field: dict[str, list[str]] = {}
     for topic, text in scan.notes:
         by_field.setdefault(topic, []).append(text)
+    scan.check()
+    unsupported = _unsupported(query, signals)
     return Extraction(
         fields=fields,
         kind_hint=kind,
         kind_reason=reason,
-        unsupported=_unsupported(query, signals),
+        unsupported=unsupported,
         assumptions=[text for _, text in scan.notes],
         assumptions_by_field=by_field,
     )
+
+
+def warm_up() -> None:
+    """Load what the first reading would otherwise load (the airport tables: a few hundred ms)."""
+    try:
+        extract("a week in Paris from Seattle in March for two, $3000", dt.date(2026, 1, 1))
+    except Exception:  # a thread pool's initializer must not fail: the first real query warms up instead
+        log.exception("extractor warm-up failed")

@@ -4,8 +4,13 @@ Every problem found is reported, each on the field it concerns, so that the trav
 them all at once; nothing is planned or booked for a request with problems.
 
 Problem fields: `origin`, `destination`, `start_date`, `end_date`, `days`, `travelers`,
-`budget`, `budget.currency`, and `query` for an unsupported request. Reasons for missing fields
-start with "missing:".
+`budget`, `budget.currency`, and `query` for an unsupported request or one whose text could not
+be read in time. Reasons for missing fields start with "missing:".
+
+The gate never raises on what a request can carry: any date from 0001-01-01 to 9999-12-31, an
+end before the start, a length that would run past the end of the calendar. Date arithmetic
+goes through `_plus_days`, which answers None instead of overflowing; a date beyond the horizon
+is a problem on the field at fault, so the trip ends `needs_input`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from waypoint_orchestrator.models import (
     TripKind,
     TripRequest,
 )
+from waypoint_orchestrator.router import QUERY_NOT_READ, QueryNotRead
 
 __all__ = ["RATES_TO_USD", "check"]
 
@@ -85,6 +91,8 @@ def check(decision: RouterDecision, request: TripRequest, today: dt.date) -> Gat
     """Check a routed request against what its kind needs; resolve it when nothing is wrong."""
     if decision.kind == "unsupported":
         return GateResult(problems=[Problem(field="query", reason=decision.reason)])
+    if isinstance(decision, QueryNotRead):
+        return GateResult(problems=[Problem(field="query", reason=QUERY_NOT_READ)])
     kind, fields, needs = decision.kind, decision.fields, NEEDS[decision.kind]
     found = _Findings()
     origin = _place(found, "origin", fields.origin, required=needs.origin)
@@ -142,6 +150,19 @@ def _ref(place: geography.Place) -> PlaceRef:
     )
 
 
+def _plus_days(day: dt.date, days: int) -> dt.date | None:
+    """`day` moved by `days`, or None past the ends of the calendar (date.min, date.max)."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def _horizon(today: dt.date) -> dt.date:
+    """The last day a trip may start (or end) on."""
+    return _plus_days(today, MAX_DAYS_AHEAD) or dt.date.max
+
+
 def _dates(
     found: _Findings, kind: TripKind, fields: TripFields, today: dt.date
 ) -> tuple[dt.date, dt.date] | None:
@@ -152,13 +173,16 @@ def _dates(
         found.problem("days", f"{days} days: a trip lasts 1 to {MAX_TRIP_DAYS} days")
         days = None
     if start is None and end is not None and days is not None:
-        start = end - dt.timedelta(days=days - 1)
+        start = _plus_days(end, -(days - 1))
+        if start is None:  # the start would fall before 0001-01-01
+            found.problem("end_date", _too_early(end, today))
+            return None
     if start is None:
         found.problem("start_date", "missing: no date given")
         if NEEDS[kind].last_day and end is None and days is None:
             found.problem("end_date", "missing: no end date or trip length given")
         return None
-    end = _last_day(found, kind, start, end, days)
+    end = _last_day(found, kind, start, end, days, today)
     _check_start(found, start, today)
     if end is not None:
         _check_end(found, start, end, today)
@@ -167,10 +191,27 @@ def _dates(
     return start, end
 
 
+def _too_early(day: dt.date, today: dt.date) -> str:
+    if day < today:
+        return f"{day.isoformat()} is in the past (today is {today.isoformat()})"
+    return f"{day.isoformat()} is too early a date"
+
+
 def _last_day(
-    found: _Findings, kind: TripKind, start: dt.date, end: dt.date | None, days: int | None
+    found: _Findings,
+    kind: TripKind,
+    start: dt.date,
+    end: dt.date | None,
+    days: int | None,
+    today: dt.date,
 ) -> dt.date | None:
-    derived = start + dt.timedelta(days=days - 1) if days is not None else None
+    derived = _plus_days(start, days - 1) if days is not None else None
+    if days is not None and derived is None:
+        # The last day would fall after 9999-12-31: the start is far beyond the horizon, and
+        # `_check_start` says so; the length is at fault only if the start is not.
+        if start <= _horizon(today):
+            found.problem("days", f"{days} days from {start.isoformat()} run past the end of the calendar")
+        return None
     if end is not None:
         if derived is not None and derived != end:
             found.problem(
@@ -195,11 +236,11 @@ def _check_start(found: _Findings, start: dt.date, today: dt.date) -> None:
     if start < today:
         found.problem("start_date", f"{start.isoformat()} is in the past (today is {today.isoformat()})")
     elif start == today:
-        earliest = today + dt.timedelta(days=1)
+        earliest = _plus_days(today, 1) or today
         found.problem(
             "start_date", f"{start.isoformat()} is today: the earliest start is {earliest.isoformat()}"
         )
-    elif start > today + dt.timedelta(days=MAX_DAYS_AHEAD):
+    elif start > _horizon(today):
         found.problem("start_date", f"{start.isoformat()} is more than {MAX_DAYS_AHEAD} days ahead")
 
 
@@ -209,7 +250,7 @@ def _check_end(found: _Findings, start: dt.date, end: dt.date, today: dt.date) -
         found.problem("end_date", f"{end.isoformat()} is before the start date {start.isoformat()}")
     elif span > MAX_TRIP_DAYS:
         found.problem("end_date", f"the trip would last {span} days; at most {MAX_TRIP_DAYS} can be planned")
-    elif end > today + dt.timedelta(days=MAX_DAYS_AHEAD) >= start:
+    elif end > _horizon(today) >= start:
         found.problem("end_date", f"{end.isoformat()} is more than {MAX_DAYS_AHEAD} days ahead")
 
 

@@ -4,17 +4,47 @@ Free text goes through the deterministic extractor; every structured field the c
 over what the text says. Dates are one field in spirit: a structured start or end date replaces
 the dates read from the text, and a structured length replaces a last day read from it, so that
 the two sources are never mixed into a range neither of them meant.
+
+Reading the text takes time proportional to its length (at most a few tens of milliseconds for
+the longest query a request may carry), and it never runs on the event loop: `route_in_thread`
+runs `route` on a small thread pool of its own, with a time limit (`EXTRACTION_TIME_LIMIT_SECONDS`
+by default). The extractor checks its deadline between patterns and words, so a run past the
+limit stops there; the decision is then a `QueryNotRead`, which the gate turns into one problem
+on `query` (`QUERY_NOT_READ`): the trip ends `needs_input`, asking for structured fields.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from waypoint_orchestrator.extract import Extraction, extract
+from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract, warm_up
 from waypoint_orchestrator.models import Budget, DiningWish, RouterDecision, TripFields, TripKind, TripRequest
 
-__all__ = ["route"]
+__all__ = [
+    "EXTRACTION_TIME_LIMIT_SECONDS",
+    "QUERY_NOT_READ",
+    "QueryNotRead",
+    "route",
+    "route_in_thread",
+]
+
+# How long the extractor may read one query; far above the worst case (bench/extraction.py).
+EXTRACTION_TIME_LIMIT_SECONDS = 0.5
+# Extra time the event loop waits for the thread beyond the limit before it gives up on it; the
+# extractor stops by itself at the limit, so this only covers a thread that did not get to run.
+_GRACE_SECONDS = 1.0
+# Threads that read queries (per process): enough for a few workers, never all the cores.
+_THREADS = 2
+QUERY_NOT_READ = (
+    "the text could not be read in time: give the trip's details as structured fields (origin, "
+    "destination, start_date, days or end_date, travelers, budget) or a shorter query"
+)
 
 KIND_LABELS: dict[TripKind, str] = {
     "full_trip": "a full trip",
@@ -26,9 +56,24 @@ KIND_LABELS: dict[TripKind, str] = {
 NO_DESTINATION = "could not tell what to plan: name a destination"
 
 
-def route(request: TripRequest, today: dt.date) -> RouterDecision:
-    """Classify a request and merge its structured fields over the ones read from its query."""
-    extraction = extract(request.query, today) if request.query else None
+class QueryNotRead(RouterDecision):
+    """A decision made without the query, which could not be read before the deadline.
+
+    Its fields are the structured ones alone; its kind is the request's `kind`, else `full_trip`.
+    The gate does not plan it: it answers one problem on `query` (`QUERY_NOT_READ`).
+    """
+
+
+def route(request: TripRequest, today: dt.date, *, deadline: float | None = None) -> RouterDecision:
+    """Classify a request and merge its structured fields over the ones read from its query.
+
+    `deadline` (a `time.monotonic()` value) bounds the reading of the query: past it, the
+    decision is a `QueryNotRead`.
+    """
+    try:
+        extraction = extract(request.query, today, deadline=deadline) if request.query else None
+    except ExtractionTimedOut:
+        return query_not_read(request)
     extracted = extraction.fields if extraction is not None else TripFields()
     fields, replaced = _merge(request, extracted)
     kind, reason = _kind(request, extraction, fields)
@@ -40,6 +85,58 @@ def route(request: TripRequest, today: dt.date) -> RouterDecision:
         extracted=extracted,
         assumptions=_assumptions(extraction, replaced),
     )
+
+
+def query_not_read(request: TripRequest) -> QueryNotRead:
+    """The decision for a request whose query could not be read in time."""
+    fields, _ = _merge(request, TripFields())
+    kind: TripKind = request.kind or "full_trip"
+    return QueryNotRead(
+        kind=kind,
+        reason=_capital(QUERY_NOT_READ) + ".",
+        fields=fields.model_copy(update={"kind": kind}),
+        extracted=TripFields(),
+    )
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _router_threads() -> ThreadPoolExecutor:
+    """The process's router threads (created on first use; each warms the extractor first)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=_THREADS, thread_name_prefix="waypoint-router", initializer=warm_up
+            )
+        return _executor
+
+
+def _route_from_now(request: TripRequest, today: dt.date, time_limit: float) -> RouterDecision:
+    """`route`, with a deadline `time_limit` seconds after the thread starts on it."""
+    return route(request, today, deadline=time.monotonic() + time_limit)
+
+
+async def route_in_thread(request: TripRequest, today: dt.date, *, time_limit: float) -> RouterDecision:
+    """`route` off the event loop, reading the query for at most `time_limit` seconds.
+
+    The limit runs from when a router thread takes the request up (waiting for a free thread
+    is not the query's fault), and the loop waits `_GRACE_SECONDS` more at most: past either,
+    the decision is `query_not_read(request)`, the same whichever fired. A request without a
+    query reads no text and is routed at once, on the loop.
+    """
+    if not request.query:
+        return route(request, today)
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(
+        _router_threads(), functools.partial(_route_from_now, request, today, time_limit)
+    )
+    try:
+        return await asyncio.wait_for(work, timeout=time_limit + _GRACE_SECONDS)
+    except TimeoutError:
+        return query_not_read(request)
 
 
 def _merge(request: TripRequest, extracted: TripFields) -> tuple[TripFields, dict[str, str]]:
