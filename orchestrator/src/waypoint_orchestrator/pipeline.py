@@ -45,7 +45,7 @@ from waypoint_orchestrator.models import (
 )
 from waypoint_orchestrator.planner import TripShape, booking_steps, plan, shape
 from waypoint_orchestrator.quotas import SpendLedger
-from waypoint_orchestrator.router import route
+from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, route_in_thread
 from waypoint_orchestrator.store import TransitionRefused, TripStore, now
 from waypoint_orchestrator.summarizer import summarize
 
@@ -178,7 +178,7 @@ class TripRunner:
         if trip.status != "running":
             return
 
-        decision = route(trip.request, today)
+        decision = await route_in_thread(trip.request, today, time_limit=EXTRACTION_TIME_LIMIT_SECONDS)
         verdict = gate_check(decision, trip.request, today)
 
         def routed(t: Trip) -> list[Event]:
