@@ -3,6 +3,10 @@
 Each job is delivered to one worker. A worker acknowledges a job when it is done with it; a job
 whose worker died stays pending and is claimed by another worker once it has been idle longer
 than the lease.
+
+A job is queued before the trip change that needs it is stored, and that change records the
+job's id on the trip (`Trip.jobs`): so a stored change always has its job, and a job the trip
+does not record (its request failed, or a duplicate) is dropped by the worker (`TripRunner.run`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,12 @@ class JobQueue:
                 raise
 
     async def enqueue(self, trip_id: str, action: JobAction) -> str:
+        """Queue a job; its id is what the trip records."""
         return str(await self.redis.xadd(STREAM, {"trip_id": trip_id, "action": action}))
+
+    async def discard(self, job_id: str) -> None:
+        """Remove a queued job no trip will record (a worker would drop it anyway)."""
+        await self.redis.xdel(STREAM, job_id)
 
     async def next(self, consumer: str, *, block_ms: int = 1000) -> Job | None:
         """The next job for this worker: first one abandoned by a dead worker, else a new one."""

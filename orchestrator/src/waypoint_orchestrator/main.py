@@ -22,6 +22,7 @@ from waypoint_orchestrator.api.routes import trips
 from waypoint_orchestrator.apikeys import ApiKeyStore
 from waypoint_orchestrator.auth import Gatekeeper, RateLimitHeaders
 from waypoint_orchestrator.budgets import BudgetLedger
+from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.pipeline import Agents, TripRunner
@@ -40,8 +41,18 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
     ledger = BudgetLedger(redis)
     keys = ApiKeyStore(redis)
+    # One subscriber per process wakes every request waiting for a trip's events.
+    hub = EventHub(str(settings.redis_url))
     services = Services(
-        settings, store, queue, IdempotencyKeys(redis), ledger, keys, WaitSlots(redis), SpendLedger(redis)
+        settings,
+        store,
+        queue,
+        IdempotencyKeys(redis),
+        ledger,
+        keys,
+        WaitSlots(redis),
+        SpendLedger(redis),
+        hub,
     )
     rate = RequestRate(redis)
     gatekeeper = Gatekeeper(
@@ -87,11 +98,13 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for, services.spend)
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
+        await hub.start()
         await pool.start()
         try:
             yield
         finally:
             await pool.stop()
+            await hub.stop()
             for client in clients.values():
                 await client.aclose()
             await redis.aclose()

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 TripKind = Literal["full_trip", "flights_only", "hotels_only", "weather_only", "dining_only"]
 Cabin = Literal["economy", "premium_economy", "business", "first"]
@@ -328,6 +329,10 @@ class Trip(BaseModel):
     trace_url: str | None = None
     traceparent: str | None = Field(None, description="W3C trace context the trip's jobs continue.")
     worker: str | None = None
+    # Internal, never in API answers: the queue job each action was given (a job the trip did
+    # not record is a stale duplicate and is dropped), and jobs a worker gave up waiting for.
+    jobs: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict)
+    refused_jobs: SkipJsonSchema[list[str]] = Field(default_factory=list)
 
     def step(self, step_id: str) -> StepRecord:
         for record in self.steps:

@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.retries import ToolCallError, ToolRejected
 from waypoint_common.telemetry import trip_context
 from waypoint_orchestrator.agents.base import CallContext
@@ -75,6 +76,9 @@ class StepFailed(Exception):
 
 
 MAX_DELIVERIES = 3
+# How long a worker waits for a job's trip to record it (the job is queued just before).
+JOB_GRACE_SECONDS = 5.0
+JOB_GRACE_POLL_SECONDS = 0.25
 
 
 def _status_event(trip: Trip) -> Event:
@@ -110,13 +114,21 @@ class TripRunner:
         self.spend = spend
 
     async def run(self, job: Job) -> None:
-        """Run a job as part of the trip's trace: a child of the request that created the trip."""
+        """Run a job as part of the trip's trace: a child of the request that created the trip.
+
+        A job the trip does not record is dropped (see `_trip_for`). An exception inside the job
+        ends the trip at once (`failed`, reason `error`), compensating what it booked: running
+        the job again would fail the same way. Only Redis being unreachable (and cancellation)
+        propagates, leaving the job pending for another delivery.
+        """
         handlers: dict[str, Callable[[str], Awaitable[None]]] = {
             "plan": self.plan,
             "book": self.book,
             "cancel": self.cancel,
         }
-        trip = await self.store.get(job.trip_id)
+        trip = await self._trip_for(job)
+        if trip is None:
+            return
         with trip_context(job.trip_id, trip.traceparent):
             # The request that accepted the trip: the job's parent, and a link for the later run.
             accepted_by = trace.get_current_span().get_span_context()
@@ -134,13 +146,93 @@ class TripRunner:
                     "waypoint.worker": self.worker_id,
                 },
             ):
-                if job.deliveries > MAX_DELIVERIES:
-                    await self._no_progress(job)
-                else:
-                    await handlers[job.action](job.trip_id)
+                try:
+                    if job.deliveries > MAX_DELIVERIES:
+                        await self._no_progress(job)
+                    else:
+                        await handlers[job.action](job.trip_id)
+                except REDIS_UNAVAILABLE:
+                    raise
+                except Exception as exc:
+                    log.exception("%s job failed; the trip ends with reason error", job.action)
+                    span = trace.get_current_span()
+                    span.set_attribute("error.type", type(exc).__name__)
+                    span.set_status(StatusCode.ERROR, f"{job.action} job failed")
+                    await self._errored(job, exc)
+
+    async def _trip_for(self, job: Job) -> Trip | None:
+        """The job's trip, or None when the job is not one to run (it is then dropped).
+
+        A job is queued before the trip change that records it is stored. So a worker may see a
+        job whose trip does not exist yet, or does not record it yet: it waits `JOB_GRACE_SECONDS`.
+        A plan job whose trip still does not exist tombstones the trip id (a late create is
+        refused); a book or cancel job still not recorded is marked refused on the trip (a late
+        confirm or cancel refuses too). A job another job of the same action replaced is stale.
+        Trips stored before jobs were recorded (no plan job on record) run every job.
+        """
+        deadline = asyncio.get_running_loop().time() + JOB_GRACE_SECONDS
+        while True:
+            trip = await self.store.find(job.trip_id)
+            if trip is None and job.action == "plan":
+                if asyncio.get_running_loop().time() >= deadline:
+                    if await self.store.bury(job.trip_id) == "tombstoned":
+                        log.warning(
+                            "plan job for a trip never created dropped", extra={"trip_id": job.trip_id}
+                        )
+                        return None
+                    continue  # created just now
+            elif trip is None:
+                log.warning("job for an unknown trip dropped", extra={"trip_id": job.trip_id})
+                return None
+            else:
+                if "plan" not in trip.jobs or trip.jobs.get(job.action) == job.id:
+                    return trip
+                if job.id in trip.refused_jobs:
+                    return None
+                if job.action == "plan" or asyncio.get_running_loop().time() >= deadline:
+                    if job.action != "plan" and await self.store.resolve_job(job.trip_id, job.action, job.id):
+                        continue
+                    log.info(
+                        "%s job not recorded by its trip dropped", job.action, extra={"trip_id": job.trip_id}
+                    )
+                    return None
+            await asyncio.sleep(JOB_GRACE_POLL_SECONDS)
+
+    async def _errored(self, job: Job, exc: Exception) -> None:
+        """End the trip after an exception in its job: compensate its bookings, then `failed`
+        with reason `error`. The detail names the exception's type only (its message may quote
+        what the traveller sent)."""
+        detail = f"{type(exc).__name__} in the {job.action} job"
+        trip = await self.store.get(job.trip_id)
+        if trip.status in SETTLED_STATUSES and job.action != "cancel":
+            return
+        if job.action != "cancel" and any(b.status == "confirmed" for b in trip.bookings):
+            try:
+                await self._compensate(job.trip_id, "error", detail)
+                return
+            except REDIS_UNAVAILABLE:
+                raise
+            except Exception as again:
+                log.exception("compensation after an error failed too")
+                detail += f"; compensating failed too ({type(again).__name__})"
+
+        def fail(t: Trip) -> list[Event]:
+            left = [b for b in t.bookings if b.status == "confirmed"]
+            if left:
+                t.manual_intervention_required = True
+                t.warnings.extend(
+                    f"manual intervention needed: {b.kind} booking {b.booking_id} may still be confirmed"
+                    for b in left
+                )
+            for record in t.steps:
+                if record.status in ("pending", "running"):
+                    record.status = "skipped" if record.status == "pending" else "failed"
+            return _settle(t, "failed", "error", detail)
+
+        await self.store.update(job.trip_id, fail)
 
     async def _no_progress(self, job: Job) -> None:
-        """A job that keeps coming back without finishing (its worker dies, or it fails each time)."""
+        """A job that keeps coming back without finishing (its worker dies each time)."""
         detail = f"the {job.action} job was delivered {job.deliveries} times without finishing"
         trip = await self.store.get(job.trip_id)
         if trip.status in SETTLED_STATUSES:

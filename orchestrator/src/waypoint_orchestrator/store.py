@@ -4,6 +4,12 @@ All of one trip's keys share the hash tag `{trip:<id>}`. The document is changed
 `update`, an optimistic transaction (WATCH/MULTI) that also appends the matching event, so the
 stored state and the event stream never disagree, and the API (confirm, cancel) and a worker
 can both change a trip safely.
+
+Every transaction that appends events also PUBLISHes the trip id on `events.CHANNEL`, so each
+process's `EventHub` wakes the requests waiting for that trip (nobody blocks on the stream).
+
+A trip id whose creation must never happen (its request failed, or its plan job found no trip)
+gets a tombstone, `{trip:<id>}:tombstone`, for `TOMBSTONE_TTL_SECONDS`: `create` refuses it.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from opentelemetry import metrics
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Trip
 
 meter = metrics.get_meter("waypoint.orchestrator")
@@ -37,6 +44,30 @@ TRIP_DURATION = meter.create_histogram(
 
 TRIP_TTL_SECONDS = 30 * 24 * 3600
 EVENTS_MAXLEN = 5000
+# Longer than any request takes between queueing a trip's plan job and creating the trip.
+TOMBSTONE_TTL_SECONDS = 3600
+# Stream ids are `<ms>-<seq>`, two unsigned 64-bit integers.
+_MAX_ID_PART = 2**64 - 1
+
+CreateOutcome = Literal["created", "exists", "refused"]
+
+# KEYS: trip, events, tombstone. ARGV: document, trip ttl, event type, event data, events maxlen,
+# channel, trip id. Creates the trip unless it exists or is tombstoned, with its first event.
+_CREATE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'refused' end
+if not redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 'exists' end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', ARGV[3], 'data', ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 'created'
+"""
+
+# KEYS: trip, tombstone. ARGV: ttl. Makes sure the trip either exists or never will.
+_BURY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1], 'NX')
+return 'tombstoned'
+"""
 
 
 class TripNotFound(KeyError):
@@ -45,6 +76,15 @@ class TripNotFound(KeyError):
 
 class TransitionRefused(Exception):
     """`update`'s function refused the change (the trip is in the wrong state)."""
+
+
+def parse_event_id(value: str) -> tuple[int, int] | None:
+    """A stream id `<ms>-<seq>` as two integers, or None when it is not one Redis could hold."""
+    ms, sep, seq = value.partition("-")
+    if not sep or not (ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
+        return None
+    parts = (int(ms), int(seq))
+    return parts if max(parts) <= _MAX_ID_PART else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +101,7 @@ def now() -> dt.datetime:
 class TripStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._register_scripts()
 
     @staticmethod
     def key(trip_id: str) -> str:
@@ -74,11 +115,44 @@ class TripStore:
     def results_key(cls, trip_id: str) -> str:
         return f"{cls.key(trip_id)}:results"
 
-    async def create(self, trip: Trip, event: tuple[str, dict[str, Any]]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.key(trip.id), trip.model_dump_json(), ex=TRIP_TTL_SECONDS, nx=True)
-        self._add_event(pipe, trip.id, *event)
-        await pipe.execute()
+    @classmethod
+    def tombstone_key(cls, trip_id: str) -> str:
+        return f"{cls.key(trip_id)}:tombstone"
+
+    def _register_scripts(self) -> None:
+        self._create = self.redis.register_script(_CREATE)
+        self._bury = self.redis.register_script(_BURY)
+
+    async def create(self, trip: Trip, event: tuple[str, dict[str, Any]]) -> CreateOutcome:
+        """Store a new trip with its first event: `created`, or `exists` (nothing written; the
+        trip was stored before, perhaps by this very call retried), or `refused` (tombstoned)."""
+        kind, data = event
+        outcome = await self._create(
+            keys=[self.key(trip.id), self.events_key(trip.id), self.tombstone_key(trip.id)],
+            args=[
+                trip.model_dump_json(),
+                TRIP_TTL_SECONDS,
+                kind,
+                orjson.dumps(data).decode(),
+                EVENTS_MAXLEN,
+                CHANNEL,
+                trip.id,
+            ],
+        )
+        return str(outcome)  # type: ignore[return-value]
+
+    async def bury(self, trip_id: str) -> Literal["exists", "tombstoned"]:
+        """Settle whether a trip exists: `exists`, or `tombstoned` (it never will: `create` refuses)."""
+        outcome = await self._bury(
+            keys=[self.key(trip_id), self.tombstone_key(trip_id)], args=[TOMBSTONE_TTL_SECONDS]
+        )
+        return str(outcome)  # type: ignore[return-value]
+
+    async def find(self, trip_id: str) -> Trip | None:
+        try:
+            return await self.get(trip_id)
+        except TripNotFound:
+            return None
 
     async def get(self, trip_id: str) -> Trip:
         raw = await self.redis.get(self.key(trip_id))
@@ -107,6 +181,8 @@ class TripStore:
                     pipe.set(key, trip.model_dump_json(), ex=TRIP_TTL_SECONDS)
                     for kind, data in events:
                         self._add_event(pipe, trip_id, kind, data)
+                    if events:
+                        pipe.publish(CHANNEL, trip_id)
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -128,18 +204,37 @@ class TripStore:
         """Append an event that changes no state (a step started, a retry)."""
         pipe = self.redis.pipeline(transaction=True)
         self._add_event(pipe, trip_id, kind, data)
+        pipe.publish(CHANNEL, trip_id)
         await pipe.execute()
 
-    async def events(self, trip_id: str, after: str | None = None, *, block_ms: int = 0) -> list[TripEvent]:
-        """Events after the given id (all of them when None); waits up to `block_ms` for new ones."""
-        key = self.events_key(trip_id)
-        entries: Any
-        if block_ms:
-            reply: Any = await self.redis.xread({key: after or "0-0"}, block=block_ms, count=500)
-            entries = reply[0][1] if reply else []
-        else:
-            entries = await self.redis.xrange(key, min=f"({after}" if after else "-", count=5000)
+    async def events(self, trip_id: str, after: str | None = None, *, count: int = 5000) -> list[TripEvent]:
+        """Events after the given id (all of them when None). Never blocks: to wait for new
+        events, use the process's `EventHub`."""
+        entries: Any = await self.redis.xrange(
+            self.events_key(trip_id), min=f"({after}" if after else "-", count=count
+        )
         return [TripEvent(str(eid), str(f["type"]), orjson.loads(f["data"])) for eid, f in entries]
+
+    async def last_event_id(self, trip_id: str) -> str | None:
+        """The id of the trip's latest event (None when it has none)."""
+        entries: Any = await self.redis.xrevrange(self.events_key(trip_id), count=1)
+        return str(entries[0][0]) if entries else None
+
+    async def resolve_job(self, trip_id: str, action: str, job_id: str) -> bool:
+        """A worker gives up waiting for job `job_id` to be recorded on the trip: True if the trip
+        recorded it meanwhile; else it is refused for good (False): an update still on its way
+        that would record it finds it refused and gives up (see `TripStore.update`'s callers)."""
+        recorded = False
+
+        def decide(t: Trip) -> list[tuple[str, dict[str, Any]]]:
+            nonlocal recorded
+            recorded = t.jobs.get(action) == job_id
+            if not recorded and job_id not in t.refused_jobs:
+                t.refused_jobs = [*t.refused_jobs[-19:], job_id]
+            return []
+
+        await self.update(trip_id, decide)
+        return recorded
 
     async def save_result(self, trip_id: str, step_id: str, result: Any) -> None:
         """Checkpoint a step's result; a resumed trip reuses it instead of calling the tool again."""

@@ -2,7 +2,9 @@
 
 Several orchestrator processes can share one Redis; the consumer group gives each job to one
 worker. A job is acknowledged only after it ran; if its worker dies, another claims it once the
-lease is over and runs it again from the trip's checkpoints.
+lease is over and runs it again from the trip's checkpoints. A job that fails with an exception
+has already ended its trip (`TripRunner.run`) and is acknowledged too; only while Redis is
+unreachable does a job stay pending, to be delivered again.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import uuid
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_orchestrator.jobs import Job, JobQueue
 from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.store import TripNotFound
@@ -79,17 +83,28 @@ class WorkerPool:
                 heartbeat = asyncio.create_task(self._heartbeat(job, consumer))
                 try:
                     await self.runner.run(job)
+                except REDIS_UNAVAILABLE:
+                    raise
                 except TripNotFound:
                     log.warning("job for an unknown trip dropped", extra={"trip_id": job.trip_id})
+                except Exception:
+                    # The runner could not even record the failure (say, an unreadable trip):
+                    # delivering the job again would fail the same way.
+                    log.exception("job could not be run nor its failure recorded; dropped")
                 finally:
                     heartbeat.cancel()
                 await self.queue.ack(job)
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 # Redis is away: the job (if any) stays pending and comes back; wait and retry.
                 log.warning("redis unavailable in worker loop: %r", exc)
                 await asyncio.sleep(1.0)
+            except ResponseError as exc:
+                # The queue's stream or group is gone (e.g. Redis restarted without its data).
+                log.warning("job queue unusable (%s); creating it again", exc)
+                group_ready = False
+                await asyncio.sleep(0.5)
             except Exception:
-                log.exception("job failed; it stays pending and will be retried after the lease")
+                log.exception("worker loop failed; retrying")
                 await asyncio.sleep(0.5)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from waypoint_orchestrator.apikeys import ApiKeyStore
 from waypoint_orchestrator.budgets import BudgetLedger
+from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.quotas import SpendLedger, WaitSlots
@@ -26,6 +27,7 @@ class Services:
     keys: ApiKeyStore
     waits: WaitSlots
     spend: SpendLedger
+    events: EventHub
 
 
 def get_services(request: Request) -> Services:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -15,14 +16,23 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.telemetry import TRIP_ATTRIBUTE, current_traceparent, trip_context
 from waypoint_orchestrator.api.deps import Services, ServicesDep
 from waypoint_orchestrator.idempotency_keys import StoredResponse, fingerprint, valid_key
-from waypoint_orchestrator.models import SETTLED_STATUSES, Termination, Trip, TripRequest, jsonable
+from waypoint_orchestrator.jobs import JobAction
+from waypoint_orchestrator.models import SETTLED_STATUSES, Termination, Trip, TripRequest
 from waypoint_orchestrator.problems import Problem
-from waypoint_orchestrator.store import TransitionRefused, TripNotFound, now
+from waypoint_orchestrator.store import TransitionRefused, TripNotFound, now, parse_event_id
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/trips", tags=["trips"])
+
+Event = tuple[str, dict[str, Any]]
+# Fresh trip ids to try when the one in hand turns out tombstoned (its creation was given up).
+CREATE_ATTEMPTS = 3
+# Internal fields of a stored trip that no answer shows.
+_INTERNAL = frozenset({"jobs", "refused_jobs"})
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
 TRIP_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -46,7 +56,7 @@ def _wait_seconds(prefer: str | None, cap: float) -> float | None:
 
 
 def _trip_json(trip: Trip) -> dict[str, Any]:
-    return jsonable(trip)
+    return trip.model_dump(mode="json", exclude=set(_INTERNAL))
 
 
 def _trip_response(trip: Trip, status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -73,18 +83,21 @@ async def _with_usage(services: Services, trip: Trip) -> Trip:
 
 
 async def _wait_until(services: Services, trip: Trip, seconds: float, done: frozenset[str]) -> Trip:
-    """Follow the trip's events until its status is in `done` or the time is up."""
+    """Wait until the trip's status is in `done` or the time is up.
+
+    The process's `EventHub` wakes this request when the trip has new events; it then reads the
+    trip (a pooled connection for a moment). No connection is held while waiting.
+    """
     deadline = time.monotonic() + seconds
-    events = await services.store.events(trip.id)
-    last = events[-1].id if events else None
-    while trip.status not in done:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        new = await services.store.events(trip.id, last, block_ms=max(1, int(min(left, 5) * 1000)))
-        if new:
-            last = new[-1].id
-        trip = await services.store.get(trip.id)
+    async with services.events.subscribe(trip.id) as sub:
+        trip = await services.store.get(trip.id)  # after subscribing: no change can slip by
+        while trip.status not in done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await sub.wait(left)
+            sub.clear()
+            trip = await services.store.get(trip.id)
     return await _with_usage(services, trip)
 
 
@@ -100,15 +113,31 @@ async def _answer(
 
     `200` when the trip's status is in `done`, else `202`. Without `done` (accepting a trip,
     confirming one) the immediate answer is always `202` and a waited one is `200` once settled.
+
+    Only called once the request's change is stored: whatever goes wrong while waiting, the
+    answer is the trip as last seen, `202`, never an error (a client told to retry would repeat
+    a change that was made).
     """
     wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
     if wait is None:
         return _trip_response(trip, 200 if done is not None and trip.status in done else 202)
-    trip = await _wait_until(services, trip, wait, until)
+    try:
+        trip = await _wait_until(services, trip, wait, until)
+    except Exception as exc:
+        log.warning("waiting for trip %s failed (%s); answering 202", trip.id, type(exc).__name__)
+        return _trip_response(trip, 202)
     finished = done if done is not None else until
     return _trip_response(
         trip, 200 if trip.status in finished else 202, {"Preference-Applied": f"wait={wait:g}"}
     )
+
+
+async def _discard_job(services: Services, job_id: str) -> None:
+    """Best effort: a queued job no trip records (a worker would drop it anyway)."""
+    try:
+        await asyncio.shield(services.queue.discard(job_id))
+    except Exception as exc:
+        log.info("could not discard job %s (%s); a worker drops it", job_id, type(exc).__name__)
 
 
 def _trace_ids() -> tuple[str | None, str | None]:
@@ -147,26 +176,33 @@ async def create_trip(
             "; ".join(f"{f}: {r}" for f, r in refused),
             errors=[{"field": f, "message": r} for f, r in refused],
         )
-    trip_id = uuid.uuid4().hex
-    trace.get_current_span().set_attribute(TRIP_ATTRIBUTE, trip_id)
-    with trip_context(trip_id):
-        return await _accept(body, payload, trip_id, services, idempotency_key, prefer)
+    return await _accept(body, payload, services, idempotency_key, prefer)
 
 
 async def _accept(
     body: TripRequest,
     payload: dict[str, Any],
-    trip_id: str,
     services: Services,
     idempotency_key: str | None,
     prefer: str | None,
 ) -> JSONResponse:
+    """Store the trip and its plan job, then answer; a request answered 5xx has stored nothing.
+
+    The plan job is queued first, then the trip is created (`SET NX`) recording the job's id; a
+    worker that meets the job before the trip waits a little, then tombstones the trip id. So a
+    stored trip always has its job, and a job without a trip is dropped. Once the trip is stored
+    the answer is never an error. With an Idempotency-Key the claim names the trip id, so a retry
+    after a failure finds the trip if it was stored after all, or creates it (once).
+    """
+    trip_id = uuid.uuid4().hex
+    owner = uuid.uuid4().hex
+    resumed = False
     if idempotency_key is not None:
         if not valid_key(idempotency_key):
             raise Problem(
                 400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
             )
-        claim = await services.idempotency.claim(idempotency_key, fingerprint(payload))
+        claim = await services.idempotency.claim(idempotency_key, fingerprint(payload), trip_id, owner)
         if claim.outcome == "mismatch":
             raise Problem(
                 422, "idempotency-key-reused", "this Idempotency-Key was used with a different request body"
@@ -185,10 +221,36 @@ async def _accept(
                 status_code=stored.status_code,
                 headers={**stored.headers, "Idempotent-Replayed": "true"},
             )
+        assert claim.trip_id is not None
+        trip_id, resumed = claim.trip_id, claim.resumed
 
+    try:
+        trip, replayed = await _store_trip(body, trip_id, resumed, services, idempotency_key, owner)
+    except BaseException:
+        if idempotency_key is not None:
+            await asyncio.shield(_release(services, idempotency_key, owner))
+        raise
+
+    # The trip is stored: from here on the answer is the trip, whatever fails.
+    location = {"Location": f"/v1/trips/{trip.id}"}
+    if idempotency_key is not None:
+        try:
+            await services.idempotency.complete(
+                idempotency_key, StoredResponse(202, location, _trip_json(trip))
+            )
+        except Exception as exc:
+            # A retry with the key still finds the trip (the claim names it) and completes this.
+            log.warning("could not complete the idempotency record (%s)", type(exc).__name__)
+    if replayed:
+        return _trip_response(trip, 202, {"Idempotent-Replayed": "true"})
+    with trip_context(trip.id):
+        return await _answer(services, trip, prefer)
+
+
+def _new_trip(body: TripRequest, trip_id: str, services: Services) -> Trip:
     trace_id, _ = _trace_ids()
     created = now()
-    trip = Trip(
+    return Trip(
         id=trip_id,
         tenant="public",  # replaced by the caller's tenant when API keys land (issue 9)
         status="queued",
@@ -201,25 +263,153 @@ async def _accept(
         if services.settings.jaeger_ui_url and trace_id
         else None,
     )
+
+
+async def _store_trip(
+    body: TripRequest,
+    trip_id: str,
+    resumed: bool,
+    services: Services,
+    idempotency_key: str | None,
+    owner: str,
+) -> tuple[Trip, bool]:
+    """Queue the plan job, then create the trip recording it: (the stored trip, whether an
+    earlier request with the same Idempotency-Key had stored it).
+
+    Raises (and the request is answered 503) only when nothing is stored under the trip id and
+    nothing ever will be (it is tombstoned, or was never created and its job is dropped).
+    """
+    store = services.store
+    if resumed:
+        existing = await store.find(trip_id)
+        if existing is not None:
+            return existing, True
+    for _ in range(CREATE_ATTEMPTS):
+        trace.get_current_span().set_attribute(TRIP_ATTRIBUTE, trip_id)
+        with trip_context(trip_id):
+            trip = _new_trip(body, trip_id, services)
+            job_id = await services.queue.enqueue(trip_id, "plan")
+            trip.jobs = {"plan": job_id}
+            accepted = ("trip.accepted", {"status": "queued", "trace_id": trip.trace_id})
+            try:
+                outcome: str = await store.create(trip, accepted)
+            except REDIS_UNAVAILABLE:
+                # Whether the create was applied is unknown: make it one or the other for good.
+                # If that fails too, the job stays: it runs if the trip was stored, else a worker
+                # tombstones the id; a retry with the same Idempotency-Key finds the trip.
+                outcome = "exists" if await store.bury(trip_id) == "exists" else "refused"
+        if outcome == "created":
+            return trip, False
+        if outcome == "exists":
+            # Stored by this request (a retried command) or by a retry with the same key.
+            try:
+                stored = await store.get(trip_id)
+            except Exception:
+                return trip, False
+            if stored.jobs.get("plan") != job_id:
+                await _discard_job(services, job_id)
+            return stored, False
+        # Refused: this trip id is tombstoned and can never be created; use another.
+        await _discard_job(services, job_id)
+        fresh = uuid.uuid4().hex
+        if idempotency_key is not None and not await services.idempotency.rebind(
+            idempotency_key, owner, trip_id, fresh
+        ):
+            raise Problem(
+                409,
+                "idempotency-key-in-flight",
+                "a request with this Idempotency-Key is still being processed",
+                headers={"Retry-After": "1"},
+            )
+        trip_id = fresh
+    raise Problem(
+        503, "storage-unavailable", "the trip could not be stored; try again", headers={"Retry-After": "1"}
+    )
+
+
+async def _release(services: Services, key: str, owner: str) -> None:
     try:
-        await services.store.create(trip, ("trip.accepted", {"status": "queued", "trace_id": trace_id}))
-        await services.queue.enqueue(trip.id, "plan")
-    except BaseException:
-        if idempotency_key is not None:
-            await asyncio.shield(_release(services, idempotency_key))
-        raise
-    location = {"Location": f"/v1/trips/{trip.id}"}
-    if idempotency_key is not None:
-        await services.idempotency.complete(idempotency_key, StoredResponse(202, location, _trip_json(trip)))
-
-    return await _answer(services, trip, prefer)
-
-
-async def _release(services: Services, key: str) -> None:
-    try:
-        await services.idempotency.release(key)
-    except Exception:  # Redis is gone too; the pending claim expires by itself
+        await services.idempotency.release(key, owner)
+    except Exception:  # Redis is gone too; the claim's lease runs out by itself
         return
+
+
+async def _update_with_job(
+    services: Services,
+    trip: Trip,
+    action: JobAction,
+    change: Callable[[Trip], tuple[list[Event], bool]],
+) -> Trip:
+    """Apply `change` (it returns the events and whether the trip now needs an `action` job),
+    queueing that job first and recording its id on the trip in the same update.
+
+    So a stored change always has its job, and a job whose change was never stored is dropped
+    by the worker. A change also records this request's token (`jobs["<action>:request"]`):
+    when the update's outcome is unknown (Redis went away) `TripStore.resolve_job` settles it,
+    either the change is stored (answered as done) or the token is refused and the update can
+    no longer land (its WATCH fails): 503 then means unchanged.
+    """
+    job_id: str | None = None
+    token = f"request-{uuid.uuid4().hex}"
+    marker = f"{action}:request"
+    if change(trip.model_copy(deep=True))[1]:  # predicted on the trip as loaded
+        job_id = await services.queue.enqueue(trip.id, action)
+    changed: Trip | None = None
+    try:
+        for _ in range(CREATE_ATTEMPTS):
+            used = False
+            events: list[Event] = []
+
+            def apply(t: Trip, job: str | None = job_id) -> list[Event]:
+                nonlocal used, changed, events
+                events, needs_job = change(t)
+                used = needs_job
+                if needs_job:
+                    if job is None or job in t.refused_jobs:
+                        raise _NeedsJob
+                    t.jobs = {**t.jobs, action: job}
+                if events:
+                    t.jobs = {**t.jobs, marker: token}
+                changed = t
+                return events
+
+            try:
+                updated = await services.store.update(trip.id, apply)
+            except _NeedsJob:
+                if job_id is not None:
+                    await _discard_job(services, job_id)
+                job_id = await services.queue.enqueue(trip.id, action)
+                continue
+            except REDIS_UNAVAILABLE:
+                if not events:
+                    raise  # nothing was to change
+                # If this fails too, the job (if any) stays: it runs if the change was stored.
+                if not await services.store.resolve_job(trip.id, marker, token):
+                    if job_id is not None:
+                        await _discard_job(services, job_id)
+                    raise
+                updated = await _get_or(services, trip.id, changed or trip)
+            if not used and job_id is not None:
+                await _discard_job(services, job_id)
+            return updated
+    except TransitionRefused:
+        if job_id is not None:
+            await _discard_job(services, job_id)
+        raise
+    raise Problem(
+        503, "storage-unavailable", "the trip could not be changed; try again", headers={"Retry-After": "1"}
+    )
+
+
+class _NeedsJob(Exception):
+    """The change needs a job and none is queued for it (or the worker gave up on it)."""
+
+
+async def _get_or(services: Services, trip_id: str, fallback: Trip) -> Trip:
+    try:
+        return await services.store.get(trip_id)
+    except Exception:
+        return fallback
 
 
 @router.get("/{trip_id}", response_model=Trip, responses=ERRORS, summary="A trip as it stands")
@@ -246,24 +436,58 @@ async def trip_events(
     settled and every event has been sent.
     """
     await _load(services, trip_id)
-    if last_event_id is not None and not re.fullmatch(r"\d+-\d+", last_event_id):
-        raise Problem(400, "invalid-last-event-id", "Last-Event-ID must be an id this stream sent")
+    after = None if last_event_id is None else await _resume_from(services, trip_id, last_event_id)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        last = last_event_id
-        while True:
-            for event in await services.store.events(trip_id, last):
-                last = event.id
-                yield ServerSentEvent(data=orjson.dumps(event.data).decode(), event=event.type, id=event.id)
-            trip = await services.store.get(trip_id)
-            if trip.status in SETTLED_STATUSES and not await services.store.events(trip_id, last):
-                return
-            if await request.is_disconnected():
-                return
-            # Wait for the next event; the loop reads it (and any others) from the log.
-            await services.store.events(trip_id, last or "0-0", block_ms=5000)
+        # Woken by the process's EventHub; reads with quick non-blocking XRANGEs. When the client
+        # goes away, sse-starlette cancels this generator and the subscription is removed.
+        last = after
+        async with services.events.subscribe(trip_id) as sub:
+            while True:
+                sub.clear()
+                try:
+                    events = await services.store.events(trip_id, last, count=STREAM_BATCH)
+                    settled = False
+                    if len(events) < STREAM_BATCH:
+                        trip = await services.store.get(trip_id)
+                        settled = trip.status in SETTLED_STATUSES and not await services.store.events(
+                            trip_id, events[-1].id if events else last, count=1
+                        )
+                except TripNotFound:
+                    return
+                except REDIS_UNAVAILABLE as exc:
+                    # Redis is away: keep the stream, look again on the hub's next wake-up.
+                    log.info("event stream for trip %s paused (%s)", trip_id, type(exc).__name__)
+                    await sub.wait()
+                    continue
+                for event in events:
+                    last = event.id
+                    yield ServerSentEvent(
+                        data=orjson.dumps(event.data).decode(), event=event.type, id=event.id
+                    )
+                if settled:
+                    return
+                if len(events) < STREAM_BATCH:
+                    await sub.wait()
 
     return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+
+STREAM_BATCH = 500
+
+
+async def _resume_from(services: Services, trip_id: str, last_event_id: str) -> str:
+    """The stream position a `Last-Event-ID` names; 400 unless it is an id within the trip's log
+    (`<ms>-<seq>`, each part an unsigned 64-bit integer, not after the trip's last event)."""
+    wanted = parse_event_id(last_event_id)
+    latest = await services.store.last_event_id(trip_id)
+    if wanted is None or latest is None or wanted > (parse_event_id(latest) or (0, 0)):
+        raise Problem(
+            400,
+            "invalid-last-event-id",
+            "Last-Event-ID must be the id of an event this trip's stream sent",
+        )
+    return f"{wanted[0]}-{wanted[1]}"
 
 
 @router.post(
@@ -278,22 +502,18 @@ async def confirm_trip(
 ) -> JSONResponse:
     """Book a `planned` (or `partial`) trip. Idempotent: confirming a trip that is booking or booked
     changes nothing and returns it."""
-    await _load(services, trip_id)
-    started = False
+    loaded = await _load(services, trip_id)
 
-    def confirm(t: Trip) -> list[tuple[str, dict[str, Any]]]:
-        nonlocal started
-        started = False
+    def confirm(t: Trip) -> tuple[list[Event], bool]:
         if t.status in ("booking", "booked"):
-            return []
+            return [], False
         if t.status not in ("planned", "partial") or t.cancel_requested:
             raise TransitionRefused(t.status)
         t.status = "booking"
-        started = True
-        return [("trip.confirmed", {}), ("trip.status", {"status": "booking"})]
+        return [("trip.confirmed", {}), ("trip.status", {"status": "booking"})], True
 
     try:
-        trip = await services.store.update(trip_id, confirm)
+        trip = await _update_with_job(services, loaded, "book", confirm)
     except TransitionRefused as exc:
         raise Problem(
             409,
@@ -301,8 +521,6 @@ async def confirm_trip(
             f"the trip is {exc}; only a planned or partial trip can be confirmed",
             trip_id=trip_id,
         ) from None
-    if started:
-        await services.queue.enqueue(trip_id, "book")
     return await _answer(services, trip, prefer)
 
 
@@ -317,21 +535,17 @@ async def cancel_trip(
     trip_id: str, services: ServicesDep, prefer: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
     """Cancel a trip; every booking it made is cancelled at the tool servers. Idempotent."""
-    await _load(services, trip_id)
-    enqueue = False
+    loaded = await _load(services, trip_id)
 
-    def cancel(t: Trip) -> list[tuple[str, dict[str, Any]]]:
-        nonlocal enqueue
-        enqueue = False
+    def cancel(t: Trip) -> tuple[list[Event], bool]:
         if t.status == "cancelled" or t.cancel_requested:
-            return []
+            return [], False
         t.cancel_requested = True
-        events: list[tuple[str, dict[str, Any]]] = [("trip.cancel_requested", {})]
+        events: list[Event] = [("trip.cancel_requested", {})]
         if t.status in ("queued", "running", "booking"):
-            return events  # the worker that runs it stops at its next step
+            return events, False  # the worker that runs it stops at its next step
         if any(b.status == "confirmed" for b in t.bookings):
-            enqueue = True
-            return events
+            return events, True  # a cancel job undoes the bookings
         t.status = "cancelled"
         t.termination = Termination(reason="cancelled", detail="cancelled on request")
         return [
@@ -341,11 +555,9 @@ async def cancel_trip(
                 "trip.settled",
                 {"status": "cancelled", "reason": "cancelled", "detail": "cancelled on request"},
             ),
-        ]
+        ], False
 
-    trip = await services.store.update(trip_id, cancel)
-    if enqueue:
-        await services.queue.enqueue(trip_id, "cancel")
+    trip = await _update_with_job(services, loaded, "cancel", cancel)
     return await _answer(
         services, trip, prefer, until=frozenset({"cancelled", "failed"}), done=frozenset({"cancelled"})
     )
