@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from waypoint_common.bodylimit import BodyLimitMiddleware
 from waypoint_common.cache import ResultCache
 from waypoint_common.connections import connect_redis, redis_ready
 from waypoint_orchestrator import problems
@@ -119,6 +121,26 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     problems.install(app)
     app.include_router(trips.router)
     app.add_middleware(RateLimitHeaders)
+    # Outermost: an oversized body is refused while it streams in, before anything parses it.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        too_large=lambda scope: problems.problem_response(
+            413,
+            "body-too-large",
+            "Content Too Large",
+            f"the request body is larger than {settings.max_body_bytes} bytes",
+            str(scope.get("path", "")),
+        ),
+    )
+
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document, with this server's budget caps as the limits' maxima."""
+        if app.openapi_schema is None:
+            _document_caps(FastAPI.openapi(app), settings)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -134,3 +156,18 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
     return app
+
+
+def _document_caps(schema: dict[str, Any], settings: OrchestratorSettings) -> None:
+    """`limits.*` above a cap is refused (422): say so in the schema, so a valid request is valid."""
+    limits = schema.get("components", {}).get("schemas", {}).get("TripLimits", {}).get("properties", {})
+    caps = {
+        "max_steps": settings.budget_steps_cap,
+        "max_tool_calls": settings.budget_tool_calls_cap,
+        "max_tokens": settings.budget_tokens_cap,
+        "max_wall_seconds": settings.budget_wall_seconds_cap,
+    }
+    for name, cap in caps.items():
+        for variant in limits.get(name, {}).get("anyOf", []):
+            if variant.get("type") in ("integer", "number"):
+                variant["maximum"] = cap

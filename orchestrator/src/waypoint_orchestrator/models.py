@@ -92,7 +92,12 @@ class TripRequest(BaseModel):
                     "dining": {"style": "fancy", "count": 1},
                     "book": False,
                 },
-            ]
+            ],
+            # What `_something_to_plan` checks, said in the schema: a query or a destination.
+            "anyOf": [
+                {"required": ["query"], "properties": {"query": {"type": "string"}}},
+                {"required": ["destination"], "properties": {"destination": {"type": "string"}}},
+            ],
         },
     )
 
