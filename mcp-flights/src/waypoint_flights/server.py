@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from waypoint_common.bookings import BookingLedger
+from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.geography import great_circle_km
 from waypoint_common.toolargs import (
     LocationText,
@@ -35,7 +35,7 @@ MAX_TRIP_DAYS = 60
 SEAT_COUNTER = "seats"
 
 OfferId = Annotated[str, Field(min_length=1, max_length=64, description="An offer_id from search_flights.")]
-BookingId = Annotated[str, Field(min_length=1, max_length=96, description="A booking_id from book_flight.")]
+BookingId = Annotated[str, Field(min_length=1, max_length=128, description="A booking_id from book_flight.")]
 
 
 def create_server(context: ToolContext, provider: FlightProvider | None = None) -> MCPServer:
@@ -106,12 +106,17 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         )
 
     @mcp.tool(annotations=ToolAnnotations(destructiveHint=False, idempotentHint=True))
-    async def book_flight(offer_id: OfferId, passengers: PartySize, request_id: RequestId) -> FlightBooking:
+    async def book_flight(
+        offer_id: OfferId, passengers: PartySize, request_id: RequestId, ctx: Context
+    ) -> FlightBooking:
         """Book seats on an offer. Idempotent: the same request_id returns the same booking.
 
         Takes `passengers` seats; fails when fewer are left. Reusing a request_id with
-        different arguments is an error, never a second booking.
+        different arguments is an error, never a second booking. The booking belongs to the
+        owner named in the request's `_meta` (`waypoint/owner`); only that owner can see or
+        cancel it.
         """
+        owner = writing_owner(ctx)
         try:
             quote = flights.quote(offer_id)
         except UnknownOffer:
@@ -119,7 +124,7 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         check_travel_date("offer_id", quote.departs)
         (offer,) = await priced([quote], passengers)
         booking = FlightBooking(
-            booking_id=ledger.booking_id(request_id, offer_id),
+            booking_id=ledger.new_booking_id(offer_id),
             status="confirmed",
             passengers=passengers,
             price_per_passenger=offer.price_per_passenger,
@@ -130,6 +135,7 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         stored = await ledger.book(
             tool="book_flight",
             arguments={"offer_id": offer_id, "passengers": passengers},
+            owner=owner,
             request_id=request_id,
             item_id=offer_id,
             booking=booking.model_dump(mode="json"),
@@ -141,12 +147,17 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         return FlightBooking.model_validate(stored)
 
     @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True))
-    async def cancel_flight_booking(booking_id: BookingId, request_id: RequestId) -> FlightBooking:
-        """Cancel a booking and release its seats. Idempotent: seats come back exactly once."""
-        current = await ledger.get(booking_id)
+    async def cancel_flight_booking(
+        booking_id: BookingId, request_id: RequestId, ctx: Context
+    ) -> FlightBooking:
+        """Cancel one of the caller's bookings and release its seats. Idempotent: seats come back
+        exactly once."""
+        owner = request_owner(ctx)
+        current = await ledger.get(booking_id, owner)
         cancelled = await ledger.cancel(
             tool="cancel_flight_booking",
             booking_id=booking_id,
+            owner=owner,
             request_id=request_id,
             counters=[SEAT_COUNTER],
             amount=int(current["passengers"]),
@@ -154,8 +165,8 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         return FlightBooking.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
-    async def get_flight_booking(booking_id: BookingId) -> FlightBooking:
-        """A booking as it stands now (confirmed or cancelled)."""
-        return FlightBooking.model_validate(await ledger.get(booking_id))
+    async def get_flight_booking(booking_id: BookingId, ctx: Context) -> FlightBooking:
+        """One of the caller's bookings as it stands now (confirmed or cancelled)."""
+        return FlightBooking.model_validate(await ledger.get(booking_id, request_owner(ctx)))
 
     return mcp

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from waypoint_common.bookings import BookingLedger
+from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.inventory import money
 from waypoint_common.toolargs import (
     MAX_STAY_NIGHTS,
@@ -35,7 +35,7 @@ from waypoint_hotels.provider import (
 SERVICE = "mcp-hotels"
 
 HotelId = Annotated[str, Field(min_length=1, max_length=32, description="A hotel_id from search_hotels.")]
-BookingId = Annotated[str, Field(min_length=1, max_length=64, description="A booking_id from book_hotel.")]
+BookingId = Annotated[str, Field(min_length=1, max_length=96, description="A booking_id from book_hotel.")]
 
 
 def _counter(night: dt.date) -> str:
@@ -128,12 +128,15 @@ def create_server(context: ToolContext, provider: HotelProvider | None = None) -
         guests: PartySize,
         guest_name: PersonName,
         request_id: RequestId,
+        ctx: Context,
     ) -> HotelBooking:
         """Book rooms for every night of a stay. Idempotent: the same request_id returns the same booking.
 
         Fails when some night has too few rooms left. Reusing a request_id with different
-        arguments is an error, never a second booking.
+        arguments is an error, never a second booking. The booking belongs to the owner named
+        in the request's `_meta` (`waypoint/owner`); only that owner can see or cancel it.
         """
+        owner = writing_owner(ctx)
         try:
             profile = hotels.hotel(hotel_id)
         except UnknownHotel:
@@ -141,7 +144,7 @@ def create_server(context: ToolContext, provider: HotelProvider | None = None) -
         stay = check_stay(check_in, check_out)
         (offer,) = await offers([profile], stay, guests)
         booking = HotelBooking(
-            booking_id=ledger.booking_id(request_id, hotel_id),
+            booking_id=ledger.new_booking_id(hotel_id),
             status="confirmed",
             hotel=offer,
             check_in=check_in,
@@ -160,6 +163,7 @@ def create_server(context: ToolContext, provider: HotelProvider | None = None) -
                 "guests": guests,
                 "guest_name": guest_name,
             },
+            owner=owner,
             request_id=request_id,
             item_id=hotel_id,
             booking=booking.model_dump(mode="json"),
@@ -171,12 +175,17 @@ def create_server(context: ToolContext, provider: HotelProvider | None = None) -
         return HotelBooking.model_validate(stored)
 
     @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True))
-    async def cancel_hotel_booking(booking_id: BookingId, request_id: RequestId) -> HotelBooking:
-        """Cancel a booking and release its rooms. Idempotent: rooms come back exactly once."""
-        current = HotelBooking.model_validate(await ledger.get(booking_id))
+    async def cancel_hotel_booking(
+        booking_id: BookingId, request_id: RequestId, ctx: Context
+    ) -> HotelBooking:
+        """Cancel one of the caller's bookings and release its rooms. Idempotent: rooms come back
+        exactly once."""
+        owner = request_owner(ctx)
+        current = HotelBooking.model_validate(await ledger.get(booking_id, owner))
         cancelled = await ledger.cancel(
             tool="cancel_hotel_booking",
             booking_id=booking_id,
+            owner=owner,
             request_id=request_id,
             counters=[_counter(n) for n in nights(current.check_in, current.check_out)],
             amount=current.hotel.rooms,
@@ -184,8 +193,8 @@ def create_server(context: ToolContext, provider: HotelProvider | None = None) -
         return HotelBooking.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
-    async def get_hotel_booking(booking_id: BookingId) -> HotelBooking:
-        """A booking as it stands now (confirmed or cancelled)."""
-        return HotelBooking.model_validate(await ledger.get(booking_id))
+    async def get_hotel_booking(booking_id: BookingId, ctx: Context) -> HotelBooking:
+        """One of the caller's bookings as it stands now (confirmed or cancelled)."""
+        return HotelBooking.model_validate(await ledger.get(booking_id, request_owner(ctx)))
 
     return mcp

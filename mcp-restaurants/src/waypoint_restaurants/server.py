@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from waypoint_common.bookings import BookingLedger
+from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.inventory import money
 from waypoint_common.toolargs import (
     LocationText,
@@ -37,7 +37,7 @@ RestaurantId = Annotated[
     str, Field(min_length=1, max_length=32, description="A restaurant_id from search_restaurants.")
 ]
 ReservationId = Annotated[
-    str, Field(min_length=1, max_length=64, description="A reservation_id from reserve_table.")
+    str, Field(min_length=1, max_length=96, description="A reservation_id from reserve_table.")
 ]
 SeatingTime = Annotated[str, Field(pattern=r"^\d{2}:\d{2}$", description="Seating time, HH:MM local.")]
 Cuisine = Annotated[str, Field(min_length=1, max_length=40, description="Cuisine, e.g. 'Italian'.")]
@@ -117,12 +117,16 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
         party_size: PartySize,
         name: PersonName,
         request_id: RequestId,
+        ctx: Context,
     ) -> Reservation:
         """Reserve a table. Idempotent: the same request_id returns the same reservation.
 
         Fails when the seating time has no table left for the party. Reusing a request_id with
-        different arguments is an error, never a second reservation.
+        different arguments is an error, never a second reservation. The reservation belongs to
+        the owner named in the request's `_meta` (`waypoint/owner`); only that owner can see or
+        cancel it.
         """
+        owner = writing_owner(ctx)
         try:
             profile = restaurants.restaurant(restaurant_id)
         except UnknownRestaurant:
@@ -133,7 +137,7 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
         (offer,) = await offers([profile], date, party_size)
         tables = tables_for(party_size)
         reservation = Reservation(
-            reservation_id=ledger.booking_id(request_id, restaurant_id),
+            reservation_id=ledger.new_booking_id(restaurant_id),
             status="confirmed",
             restaurant=offer,
             date=date,
@@ -153,6 +157,7 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
                 "party_size": party_size,
                 "name": name,
             },
+            owner=owner,
             request_id=request_id,
             item_id=restaurant_id,
             booking=reservation.model_dump(mode="json"),
@@ -164,12 +169,17 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
         return Reservation.model_validate(stored)
 
     @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True))
-    async def cancel_reservation(reservation_id: ReservationId, request_id: RequestId) -> Reservation:
-        """Cancel a reservation and free its table. Idempotent: the table comes back exactly once."""
-        current = Reservation.model_validate(await ledger.get(reservation_id))
+    async def cancel_reservation(
+        reservation_id: ReservationId, request_id: RequestId, ctx: Context
+    ) -> Reservation:
+        """Cancel one of the caller's reservations and free its table. Idempotent: the table comes
+        back exactly once."""
+        owner = request_owner(ctx)
+        current = Reservation.model_validate(await ledger.get(reservation_id, owner))
         cancelled = await ledger.cancel(
             tool="cancel_reservation",
             booking_id=reservation_id,
+            owner=owner,
             request_id=request_id,
             counters=[_counter(current.date, current.time)],
             amount=current.tables,
@@ -177,8 +187,8 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
         return Reservation.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
-    async def get_reservation(reservation_id: ReservationId) -> Reservation:
-        """A reservation as it stands now (confirmed or cancelled)."""
-        return Reservation.model_validate(await ledger.get(reservation_id))
+    async def get_reservation(reservation_id: ReservationId, ctx: Context) -> Reservation:
+        """One of the caller's reservations as it stands now (confirmed or cancelled)."""
+        return Reservation.model_validate(await ledger.get(reservation_id, request_owner(ctx)))
 
     return mcp

@@ -458,7 +458,9 @@ class TripRunner:
                 trip_id, "step.retried", {"step": step.id, "tool": tool, "attempt": attempt, "error": error}
             )
 
-        ctx = CallContext(trip_id, step.id, on_retry, charge_call)
+        ctx = CallContext(
+            trip_id, step.id, on_retry, charge_call, owner=(await self.store.get(trip_id)).tenant
+        )
         ctx.deadline = (await self.ledger.usage(trip_id)).get("deadline")
         specialist = step.agent not in ("planner", "summarizer")
         span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
@@ -730,7 +732,8 @@ class TripRunner:
         """Ask a booking again with its request id: (the booking, "") if it exists, (None, "") if it
         does not, (None, why) when the server still gives no answer."""
         try:
-            found: dict[str, Any] = await action(CallContext(trip_id, f"verify_{step_id}"))
+            owner = (await self.store.get(trip_id)).tenant
+            found: dict[str, Any] = await action(CallContext(trip_id, f"verify_{step_id}", owner=owner))
         except ToolRejected:
             return None, ""  # definitely not booked: a request id replays before any capacity check
         except ToolCallError as exc:
@@ -801,7 +804,7 @@ class TripRunner:
         for booking in reversed(trip.bookings):
             if booking.status != "confirmed":
                 continue
-            ctx = CallContext(trip_id, f"cancel_{booking.kind}")
+            ctx = CallContext(trip_id, f"cancel_{booking.kind}", owner=trip.tenant)
             cancel_id = f"{booking.request_id}:cancel"
             try:
                 if booking.kind == "flight":

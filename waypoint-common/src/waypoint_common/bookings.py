@@ -1,8 +1,14 @@
-"""The booking side of a tool server: ids, exactly-once writes and cancels, as MCP tool errors.
+"""The booking side of a tool server: ids, owners, exactly-once writes and cancels, as MCP tool errors.
 
 Each server keeps one `BookingLedger` per kind of inventory item (a flight offer, a hotel,
-a restaurant). A booking id carries the item it belongs to (`FB-<hash>-<offer id>`), so any
-replica can find the booking's hash-tagged keys from the id alone.
+a restaurant). A booking id is random (`FB-<32 hex>-<offer id>`): unguessable, made on the
+first write and returned unchanged by every replay of it. It carries the item it belongs to,
+so any replica can find the booking's hash-tagged keys from the id alone.
+
+Every booking belongs to an owner: the tenant the orchestrator names in the MCP request's
+`_meta` under `OWNER_META_KEY` (never a tool argument, so a model choosing arguments can never
+name another owner). A write without one is refused; getting or cancelling a booking that is
+not the caller's own answers exactly like an unknown booking id.
 """
 
 from __future__ import annotations
@@ -11,10 +17,50 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from redis.asyncio import Redis
 
-from waypoint_common.idempotency import IdempotentWriteStore, WriteRefused, derived_id
+from waypoint_common.idempotency import IdempotentWriteStore, WriteRefused, random_id
+
+OWNER_META_KEY = "waypoint/owner"
+MAX_OWNER_LENGTH = 128
+ID_HEX_LENGTH = 32
+
+
+def _valid_owner(value: object) -> str | None:
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_OWNER_LENGTH
+        and value.isprintable()
+        and value.strip() == value
+    ):
+        return value
+    return None
+
+
+def request_owner(ctx: Context[Any, Any]) -> str | None:
+    """The owner named in the request's `_meta`, or None when absent or malformed."""
+    meta = ctx.request_context.meta
+    return _valid_owner(meta.get(OWNER_META_KEY)) if meta else None
+
+
+def writing_owner(ctx: Context[Any, Any]) -> str:
+    """The owner a write is made for; refuses the write (naming `owner`) when there is none."""
+    meta = ctx.request_context.meta
+    raw = meta.get(OWNER_META_KEY) if meta else None
+    if raw is None:
+        raise ToolError(
+            f"owner: a write needs the booking's owner (the tenant), which the caller names in the "
+            f"request's _meta under {OWNER_META_KEY!r}, not as an argument"
+        )
+    owner = _valid_owner(raw)
+    if owner is None:
+        raise ToolError(
+            f"owner: _meta {OWNER_META_KEY!r} must be a string of 1-{MAX_OWNER_LENGTH} printable "
+            "characters without surrounding spaces"
+        )
+    return owner
 
 
 class BookingLedger:
@@ -27,19 +73,23 @@ class BookingLedger:
         self.kind = kind
         self.prefix = prefix
         self.id_field = id_field
-        self._pattern = re.compile(rf"^{re.escape(prefix)}-[0-9a-f]{{10}}-(.+)$")
+        self._pattern = re.compile(rf"^{re.escape(prefix)}-[0-9a-f]{{{ID_HEX_LENGTH}}}-(.+)$")
 
     def tag(self, item_id: str) -> str:
         return f"{self.kind}:{item_id}"
 
-    def booking_id(self, request_id: str, item_id: str) -> str:
-        """The id a request's booking gets: the same for every replay of that request."""
-        return f"{derived_id(self.prefix, request_id)}-{item_id}"
+    def new_booking_id(self, item_id: str) -> str:
+        """A fresh, unguessable id; a replay gets the id its first write stored instead."""
+        return f"{random_id(self.prefix, ID_HEX_LENGTH // 2)}-{item_id}"
+
+    def unknown(self, booking_id: str) -> ToolError:
+        """The one answer for a booking id that is malformed, unknown or someone else's."""
+        return ToolError(f"{self.id_field}: unknown booking {booking_id!r}")
 
     def item_of(self, booking_id: str) -> str:
         match = self._pattern.match(booking_id)
         if match is None:
-            raise ToolError(f"{self.id_field}: unknown booking {booking_id!r}")
+            raise self.unknown(booking_id)
         return match.group(1)
 
     async def remaining(self, counters: Sequence[tuple[str, str, int]]) -> list[int]:
@@ -53,6 +103,7 @@ class BookingLedger:
         *,
         tool: str,
         arguments: Mapping[str, Any],
+        owner: str,
         request_id: str,
         item_id: str,
         booking: Mapping[str, Any],
@@ -61,11 +112,12 @@ class BookingLedger:
         initial: int,
         item_field: str,
     ) -> dict[str, Any]:
-        """Commit the booking exactly once; returns the booking as first stored."""
+        """Commit the booking for `owner` exactly once; returns the booking as first stored."""
         try:
             outcome = await self.store.commit(
                 tool=tool,
                 arguments=arguments,
+                owner=owner,
                 request_id=request_id,
                 tag=self.tag(item_id),
                 booking_id=str(booking[self.id_field]),
@@ -79,20 +131,32 @@ class BookingLedger:
             raise ToolError(str(exc)) from None
         return outcome.result
 
-    async def get(self, booking_id: str) -> dict[str, Any]:
-        booking = await self.store.get(self.tag(self.item_of(booking_id)), booking_id)
+    async def get(self, booking_id: str, owner: str | None) -> dict[str, Any]:
+        """`owner`'s booking; anyone else's, or any without an owner, is an unknown booking."""
+        tag = self.tag(self.item_of(booking_id))
+        booking = None if owner is None else await self.store.get(tag, booking_id, owner)
         if booking is None:
-            raise ToolError(f"{self.id_field}: unknown booking {booking_id!r}")
+            raise self.unknown(booking_id)
         return booking
 
     async def cancel(
-        self, *, tool: str, booking_id: str, request_id: str, counters: Sequence[str], amount: int
+        self,
+        *,
+        tool: str,
+        booking_id: str,
+        owner: str | None,
+        request_id: str,
+        counters: Sequence[str],
+        amount: int,
     ) -> dict[str, Any]:
-        """Cancel and give the capacity back, exactly once however often it is asked."""
+        """Cancel `owner`'s booking and give the capacity back, exactly once however often asked."""
+        if owner is None:
+            raise self.unknown(booking_id)
         try:
             outcome = await self.store.release(
                 tool=tool,
                 arguments={self.id_field: booking_id},
+                owner=owner,
                 request_id=request_id,
                 tag=self.tag(self.item_of(booking_id)),
                 booking_id=booking_id,
@@ -101,6 +165,6 @@ class BookingLedger:
             )
         except WriteRefused as exc:
             if exc.field == "booking_id":
-                raise ToolError(f"{self.id_field}: unknown booking {booking_id!r}") from None
+                raise self.unknown(booking_id) from None
             raise ToolError(str(exc)) from None
         return outcome.result

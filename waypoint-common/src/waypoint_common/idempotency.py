@@ -13,11 +13,16 @@ A write happens in two atomic steps:
 A crash between the two steps leaves only the claim, and a retry with the same request id
 and arguments passes the claim and commits. Every key a script touches shares the item's
 hash tag (`{flight:<offer>}`), so the scripts also run on Redis Cluster.
+
+Every booking has an owner (the tenant the caller named), stored beside it and part of the
+write's fingerprint: a booking is found, and cancelled, only by its owner; to anyone else it
+does not exist, and another owner reusing a request id is refused like any other mismatch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +47,7 @@ for i = 3, #KEYS do
   redis.call('SET', KEYS[i], initial, 'NX')
   redis.call('DECRBY', KEYS[i], amount)
 end
-redis.call('HSET', KEYS[2], 'data', ARGV[2], 'status', 'confirmed', 'request_id', ARGV[5])
+redis.call('HSET', KEYS[2], 'data', ARGV[2], 'status', 'confirmed', 'request_id', ARGV[5], 'owner', ARGV[6])
 redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'result', ARGV[2])
 return {'created', ARGV[2]}
 """
@@ -53,7 +58,7 @@ if fp then
   if fp ~= ARGV[1] then return {'conflict', ''} end
   return {'replay', redis.call('HGET', KEYS[1], 'result')}
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing', ''} end
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[5] then return {'missing', ''} end
 local outcome = 'already_cancelled'
 if redis.call('HGET', KEYS[2], 'status') ~= 'cancelled' then
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'cancel_request_id', ARGV[4])
@@ -105,16 +110,16 @@ class WriteOutcome:
     outcome: Literal["created", "replay", "cancelled", "already_cancelled"]
 
 
-def fingerprint(tool: str, arguments: Mapping[str, Any]) -> str:
-    """A stable digest of a tool call's arguments (request_id excluded)."""
+def fingerprint(tool: str, arguments: Mapping[str, Any], owner: str) -> str:
+    """A stable digest of a tool call's arguments (request_id excluded) and its owner."""
     payload = {k: v for k, v in arguments.items() if k != "request_id"}
-    canonical = orjson.dumps({"tool": tool, "args": payload}, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps({"tool": tool, "args": payload, "owner": owner}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
-def derived_id(prefix: str, request_id: str, length: int = 10) -> str:
-    """A deterministic id for the entity a request creates, so replays return the same id."""
-    return f"{prefix}-{hashlib.sha256(request_id.encode()).hexdigest()[:length]}"
+def random_id(prefix: str, nbytes: int = 16) -> str:
+    """An unguessable id for the entity a request creates (replays return the stored one)."""
+    return f"{prefix}-{secrets.token_hex(nbytes)}"
 
 
 class IdempotentWriteStore:
@@ -172,6 +177,7 @@ class IdempotentWriteStore:
         *,
         tool: str,
         arguments: Mapping[str, Any],
+        owner: str,
         request_id: str,
         tag: str,
         booking_id: str,
@@ -181,8 +187,8 @@ class IdempotentWriteStore:
         initial: int,
         sold_out_field: str,
     ) -> WriteOutcome:
-        """Take `amount` from every counter and store `booking`, exactly once per request id."""
-        digest = fingerprint(tool, arguments)
+        """Take `amount` from every counter and store `booking` for `owner`, once per request id."""
+        digest = fingerprint(tool, arguments, owner)
         await self._claim(request_id, digest)
         keys = [
             self._record_key(tag, request_id),
@@ -190,7 +196,7 @@ class IdempotentWriteStore:
             *(self.capacity_key(tag, c) for c in counters),
         ]
         raw = await self._commit(
-            keys=keys, args=[digest, orjson.dumps(booking).decode(), amount, initial, request_id]
+            keys=keys, args=[digest, orjson.dumps(booking).decode(), amount, initial, request_id, owner]
         )
         outcome, payload = str(raw[0]), str(raw[1])
         if outcome == "conflict":
@@ -202,10 +208,10 @@ class IdempotentWriteStore:
             await self._redis.expire(keys[0], self._ttl)
         return WriteOutcome(orjson.loads(payload), "created" if outcome == "created" else "replay")
 
-    async def get(self, tag: str, booking_id: str) -> dict[str, Any] | None:
-        """The booking as stored, with its current status; None when unknown."""
+    async def get(self, tag: str, booking_id: str, owner: str) -> dict[str, Any] | None:
+        """The booking as stored, with its current status; None when unknown or not `owner`'s."""
         fields = await self._redis.hgetall(self.booking_key(tag, booking_id))
-        if not fields:
+        if not fields or fields.get("owner") != owner:
             return None
         booking: dict[str, Any] = orjson.loads(fields["data"])
         booking["status"] = fields["status"]
@@ -216,16 +222,17 @@ class IdempotentWriteStore:
         *,
         tool: str,
         arguments: Mapping[str, Any],
+        owner: str,
         request_id: str,
         tag: str,
         booking_id: str,
         counters: Sequence[str],
         amount: int,
     ) -> WriteOutcome:
-        """Cancel a booking and give its capacity back, exactly once however often it is asked."""
-        digest = fingerprint(tool, arguments)
+        """Cancel `owner`'s booking and give its capacity back, exactly once however often asked."""
+        digest = fingerprint(tool, arguments, owner)
         await self._claim(request_id, digest)
-        booking = await self.get(tag, booking_id)
+        booking = await self.get(tag, booking_id, owner)
         if booking is None:
             raise UnknownBooking
         booking["status"] = "cancelled"
@@ -235,7 +242,7 @@ class IdempotentWriteStore:
             *(self.capacity_key(tag, c) for c in counters),
         ]
         raw = await self._release(
-            keys=keys, args=[digest, amount, orjson.dumps(booking).decode(), request_id]
+            keys=keys, args=[digest, amount, orjson.dumps(booking).decode(), request_id, owner]
         )
         outcome, payload = str(raw[0]), str(raw[1])
         if outcome == "conflict":

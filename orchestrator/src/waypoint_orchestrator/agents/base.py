@@ -17,6 +17,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from tenacity import RetryCallState
 
+from waypoint_common.bookings import OWNER_META_KEY
 from waypoint_common.cache import ResultCache
 from waypoint_common.retries import ToolCallError, ToolUnavailable, retrying
 from waypoint_orchestrator.toolclient import ToolClient
@@ -52,6 +53,10 @@ class CallContext:
     attempts: int = 0
     stale: list[str] = field(default_factory=list)
     deadline: float | None = None  # epoch seconds: no attempt may wait past the trip's deadline
+    # The tenant the trip belongs to: tool servers store it with each booking, and show or
+    # cancel a booking only for it. It travels in the MCP request's `_meta`, never as a tool
+    # argument, so whoever chooses arguments cannot name another owner.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,8 @@ class Specialist:
                 timeout = self.retry.timeout
                 if ctx.deadline is not None:
                     timeout = max(0.05, min(timeout, ctx.deadline - time.time()))
-                result = await self.client.call(tool, arguments, read_timeout=timeout)
+                meta = {OWNER_META_KEY: ctx.owner} if ctx.owner is not None else None
+                result = await self.client.call(tool, arguments, read_timeout=timeout, meta=meta)
             except ToolCallError as exc:
                 kind = error_type(exc)
                 # The message may echo arguments (names); the span gets the kind of failure only.
