@@ -61,6 +61,7 @@ def _launcher_environment(spec: ServiceSpec) -> set[str]:
             redis_url="x",
             mcp_urls={s.name: "x" for s in TOOL_SERVERS},
             otel_endpoint="x",
+            token_file="x",
         )
     )
 
@@ -112,6 +113,26 @@ def test_compose_environment_points_at_the_fleet(
         for tool in TOOL_SERVERS:
             assert env[url_variable(tool)] == f"http://{tool.name}:8000/mcp"
         assert "http://localhost:16686" in env["JAEGER_UI_URL"]
+
+
+@pytest.mark.parametrize("spec", FLEET, ids=SERVICE_IDS)
+def test_every_service_gets_the_service_token_as_a_secret(
+    services: dict[str, dict[str, Any]], spec: ServiceSpec
+) -> None:
+    # The orchestrator sends it, the tool servers require it; as a file, never as a plain variable.
+    service = services[spec.name]
+    assert service["secrets"] == ["service-token"]
+    env = _environment(service)
+    assert env["WAYPOINT_SERVICE_TOKEN_FILE"] == "/run/secrets/service-token"
+    assert "WAYPOINT_SERVICE_TOKEN" not in env
+
+
+def test_the_service_token_is_taken_from_the_callers_environment() -> None:
+    # Not a file in the repository and not a default: whoever starts the fleet supplies it.
+    assert _load_yaml(COMPOSE_FILE)["secrets"] == {"service-token": {"environment": "WAYPOINT_SERVICE_TOKEN"}}
+    assert "WAYPOINT_SERVICE_TOKEN" not in {name for spec in FLEET for name in _launcher_environment(spec)}, (
+        "the launcher passes the token as a file too"
+    )
 
 
 @pytest.mark.parametrize("spec", FLEET, ids=SERVICE_IDS)

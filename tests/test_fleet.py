@@ -1,11 +1,14 @@
-"""`make run`: the whole local fleet comes up ready, and Ctrl-C leaves no process behind."""
+"""`make run`: the whole local fleet comes up ready, with a service token of its own, and Ctrl-C
+leaves no process (and no token file) behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx2
 import psutil
@@ -18,6 +21,7 @@ def test_make_run_starts_every_service_and_ctrl_c_stops_them_all() -> None:
     ports = {spec.port_variable: str(free_port()) for spec in FLEET}
     env = {**os.environ, **ports, "REDIS_PORT": str(free_port())}
     env.pop("REDIS_URL", None)
+    env.pop("WAYPOINT_SERVICE_TOKEN", None)
     make = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
         cwd=ROOT,
@@ -47,11 +51,26 @@ def test_make_run_starts_every_service_and_ctrl_c_stops_them_all() -> None:
         for command in ("redis-server", *(spec.command for spec in FLEET)):
             assert command in names, names
 
+        # A random service token for this run, in a file only the user reads, that the tool
+        # servers require and no process has in its environment.
+        found = re.search(r"service token\s+(\S+)", text)
+        assert found is not None, text[-3000:]
+        token_file = Path(found.group(1))
+        assert token_file.stat().st_mode & 0o077 == 0
+        token = token_file.read_text()
+        assert len(token) >= 32
+        admin = f"http://127.0.0.1:{ports['MCP_FLIGHTS_PORT']}/admin/stats"
+        assert httpx2.get(admin, timeout=5).status_code == 401
+        assert httpx2.get(admin, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+        for process in processes:
+            assert token not in " ".join(f"{k}={v}" for k, v in process.environ().items())
+
         os.killpg(make.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
         make.wait(timeout=60)
         gone, alive = psutil.wait_procs(processes, timeout=30)
         assert alive == [], [p.cmdline() for p in alive]
         assert len(gone) == len(processes)
+        assert not token_file.exists()
     finally:
         if make.poll() is None:
             os.killpg(make.pid, signal.SIGKILL)

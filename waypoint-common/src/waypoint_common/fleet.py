@@ -7,6 +7,11 @@ URLs and stops them all on Ctrl-C (SIGINT) or SIGTERM.
 Ports come from the environment: `WAYPOINT_PORT` (orchestrator, 8000), `MCP_FLIGHTS_PORT`
 (8101), `MCP_HOTELS_PORT` (8102), `MCP_WEATHER_PORT` (8103), `MCP_RESTAURANTS_PORT` (8104)
 and `REDIS_PORT` (6380; 6379 is left alone, it is usually someone else's Redis).
+
+Every service gets the service token (the credential tool servers require of the orchestrator)
+as a file, `WAYPOINT_SERVICE_TOKEN_FILE`, as compose does with its secret: the caller's
+`WAYPOINT_SERVICE_TOKEN` if set, otherwise a random one made for this run. The file is private
+to the user (0600 in a 0700 directory) and removed when the fleet stops.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,6 +33,8 @@ from pathlib import Path
 import httpx2
 
 HOST = "127.0.0.1"
+TOKEN_VARIABLE = "WAYPOINT_SERVICE_TOKEN"
+TOKEN_FILE_VARIABLE = "WAYPOINT_SERVICE_TOKEN_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ def service_environment(
     redis_url: str,
     mcp_urls: Mapping[str, str],
     otel_endpoint: str,
+    token_file: str,
 ) -> dict[str, str]:
     """The environment variables a service gets; compose sets exactly the same names."""
     env = {
@@ -72,6 +81,7 @@ def service_environment(
         "WAYPOINT_LOG_LEVEL": "INFO",
         "REDIS_URL": redis_url,
         "OTEL_EXPORTER_OTLP_ENDPOINT": otel_endpoint,
+        TOKEN_FILE_VARIABLE: token_file,
     }
     if spec.tool_server:
         env["WAYPOINT_FAULTS"] = ""
@@ -104,10 +114,24 @@ class Fleet:
 
     def __init__(self, environ: Mapping[str, str], bin_dir: Path, log_dir: Path | None) -> None:
         self._environ = dict(environ)
+        # The services get the token as a file only (see `_token_file`), never in their environment.
+        self._token = self._environ.pop(TOKEN_VARIABLE, "") or secrets.token_hex(32)
+        self._environ.pop(TOKEN_FILE_VARIABLE, None)
         self._bin = bin_dir
         self._log_dir = log_dir
+        self._secrets: Path | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
+        self.token_file: Path | None = None
+
+    def _token_file(self) -> Path:
+        """The service token in a file only this user can read."""
+        self._secrets = Path(tempfile.mkdtemp(prefix="waypoint-secrets-"))  # mode 0700
+        path = self._secrets / "service-token"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(self._token)
+        return path
 
     def _spawn(
         self, name: str, argv: list[str], env: Mapping[str, str] | None = None
@@ -160,6 +184,7 @@ class Fleet:
 
     def start(self, ready_timeout: float = 60.0) -> None:
         redis_url = self._redis()
+        self.token_file = self._token_file()
         otel = self._environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
         ports = {s.name: port_of(s, self._environ) for s in FLEET}
         mcp_urls = {s.name: f"http://{HOST}:{ports[s.name]}/mcp" for s in TOOL_SERVERS}
@@ -171,6 +196,7 @@ class Fleet:
                 redis_url=redis_url,
                 mcp_urls=mcp_urls,
                 otel_endpoint=otel,
+                token_file=str(self.token_file),
             )
             # Optional settings left empty here take the caller's value, or the service default.
             env = {k: v or self._environ.get(k, "") for k, v in env.items()}
@@ -202,6 +228,8 @@ class Fleet:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self._secrets is not None:
+            shutil.rmtree(self._secrets, ignore_errors=True)
 
     def watch(self) -> str:
         """Block until a service exits; returns its name."""
@@ -248,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\nWaypoint fleet is ready:", flush=True)
             for name, url in fleet.urls.items():
                 print(f"  {name:<16} {url}", flush=True)
+            print(
+                f"  {'service token':<16} {fleet.token_file} (send it as a Bearer token to /admin)",
+                flush=True,
+            )
             print("Press Ctrl-C to stop.", flush=True)
             gone = fleet.watch()
             print(f"{gone} exited (code {fleet.procs[gone].returncode}); stopping the fleet", file=sys.stderr)
