@@ -17,6 +17,7 @@ import httpx2
 import psutil
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from tests.otlp import OtlpReceiver
@@ -29,6 +30,9 @@ from tests.support import (
     structured,
     wait_until,
 )
+from waypoint_common.bookings import OWNER_META_KEY
+from waypoint_common.retries import ToolRejected, ToolUnavailable
+from waypoint_orchestrator.toolclient import ToolClient
 
 OWNER_A = "tenant-a"
 OWNER_B = "tenant-b"
@@ -557,3 +561,39 @@ def test_a_declared_oversized_body_is_refused(flights: ServiceProcess) -> None:
     assert response.headers["Connection"] == "close"
     small = httpx2.post(flights.mcp_url, json=LIST_TOOLS, headers={**MCP_HEADERS, **AUTH}, timeout=10)
     assert small.status_code == 200
+
+
+# --- The orchestrator's client ----------------------------------------------------------------
+
+
+async def test_the_orchestrators_client_sends_the_token_and_the_owner(
+    servers: dict[str, ServiceProcess],
+) -> None:
+    """`ToolClient` (what the agents call through) against a real server that answers GET with 405."""
+    url = servers["mcp-flights"].mcp_url
+    offer = await offer_on(url, "ORD", "MIA", 75)
+    client = ToolClient("mcp-flights", url, token=SecretStr(SERVICE_TOKEN))
+    try:
+        args = {"offer_id": offer["offer_id"], "passengers": 1, "request_id": rid()}
+        booked = await client.call("book_flight", args, meta={OWNER_META_KEY: OWNER_A})
+        again = await client.call("book_flight", args, meta={OWNER_META_KEY: OWNER_A})
+        with pytest.raises(ToolRejected, match="owner"):
+            await client.call("book_flight", {**args, "request_id": rid()})
+    finally:
+        await client.aclose()
+    assert again == booked
+    async with mcp_client(url, owner=OWNER_A) as a:
+        assert structured(await a.call_tool("get_flight_booking", {"booking_id": booked["booking_id"]}))
+
+
+async def test_the_orchestrators_client_says_when_its_token_is_refused(
+    servers: dict[str, ServiceProcess], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = ToolClient("mcp-weather", servers["mcp-weather"].mcp_url, token=SecretStr("x" + SERVICE_TOKEN))
+    try:
+        with pytest.raises(ToolUnavailable):
+            await client.call("get_forecast", {"location": "FTE", "start_date": day(3), "end_date": day(4)})
+    finally:
+        await client.aclose()
+    assert any("refused the service token" in r.getMessage() for r in caplog.records)
+    assert all(SERVICE_TOKEN not in r.getMessage() for r in caplog.records)

@@ -128,7 +128,16 @@ class ToolClient:
             self._client = None
 
     async def _note_retry_after(self, response: Any) -> None:
-        """httpx2 response hook: remember a 429/503's `Retry-After` (seconds) for the failing call."""
+        """httpx2 response hook: remember a 429/503's `Retry-After` (seconds) for the failing call;
+        say plainly when the server refuses our service token (the MCP client reports only
+        "Server returned an error response")."""
+        if response.status_code == 401:
+            log.error(
+                "%s refused the service token (401): the orchestrator and the tool servers must share "
+                "WAYPOINT_SERVICE_TOKEN",
+                self.server,
+                extra={"server": self.server},
+            )
         if response.status_code in (429, 503):
             value = response.headers.get("retry-after", "")
             try:
