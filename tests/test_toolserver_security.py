@@ -17,7 +17,7 @@ import httpx2
 import psutil
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
 
 from tests.otlp import OtlpReceiver
@@ -32,6 +32,7 @@ from tests.support import (
 )
 from waypoint_common.bookings import OWNER_META_KEY
 from waypoint_common.retries import ToolRejected, ToolUnavailable
+from waypoint_common.settings import ServiceSettings
 from waypoint_orchestrator.toolclient import ToolClient
 
 OWNER_A = "tenant-a"
@@ -597,3 +598,33 @@ async def test_the_orchestrators_client_says_when_its_token_is_refused(
         await client.aclose()
     assert any("refused the service token" in r.getMessage() for r in caplog.records)
     assert all(SERVICE_TOKEN not in r.getMessage() for r in caplog.records)
+
+
+# --- The setting ----------------------------------------------------------------------------------
+
+
+def test_the_service_token_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WAYPOINT_SERVICE_TOKEN", raising=False)
+    monkeypatch.delenv("WAYPOINT_SERVICE_TOKEN_FILE", raising=False)
+    assert ServiceSettings().service_token is None
+    assert ServiceSettings(service_token="").service_token is None
+    assert "WAYPOINT_SERVICE_TOKEN" in (ServiceSettings(environment="production").startup_problem() or "")
+
+    settings = ServiceSettings(service_token=SERVICE_TOKEN, environment="production")
+    assert settings.startup_problem() is None
+    assert SERVICE_TOKEN not in repr(settings)
+    assert SERVICE_TOKEN not in settings.model_dump_json()
+
+    for weak in ("changeme", "secret", "0123456789abcde", "xxxxxxxxxxxxxxxxxxxxxxxx", f" {SERVICE_TOKEN}"):
+        with pytest.raises(ValidationError, match="WAYPOINT_SERVICE_TOKEN"):
+            ServiceSettings(service_token=weak)
+
+    secret = tmp_path / "token"
+    secret.write_text(f"{SERVICE_TOKEN}\n")
+    from_file = ServiceSettings(service_token_file=str(secret))
+    assert from_file.service_token is not None
+    assert from_file.service_token.get_secret_value() == SERVICE_TOKEN
+    with pytest.raises(ValidationError, match="not both"):
+        ServiceSettings(service_token=SERVICE_TOKEN, service_token_file=str(secret))
+    with pytest.raises(ValidationError, match="WAYPOINT_SERVICE_TOKEN_FILE"):
+        ServiceSettings(service_token_file=str(tmp_path / "missing"))
