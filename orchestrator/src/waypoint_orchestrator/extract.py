@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import itertools
 import logging
 import re
@@ -85,8 +86,53 @@ _FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k
 
 
 def _fold(word: str) -> str:
-    """A matched word as the lower-case ASCII key it matched."""
+    """Lower case, with the four letters above as the ASCII ones they match: same length.
+
+    A matched word, folded, is the key it matched; a whole text, folded, is what `_Pattern`s
+    search in.
+    """
     return word.translate(_FOLD).lower()
+
+
+class _Pattern:
+    """A case-insensitive pattern, found case-sensitively in the folded text.
+
+    `re` is several times slower under IGNORECASE (every letter compared through its lower case,
+    no quick rejection of alternatives), and the readers below run dozens of patterns over the
+    whole text. So each is compiled twice: `fast` (no flag) is searched in `_fold(text)`, where
+    it matches exactly where `exact` (re.IGNORECASE) matches in `text`: folding keeps every
+    character's length and class, and maps each letter to the one re.IGNORECASE equates it with
+    (tests/test_extract.py checks both over every code point). At each place `fast` finds,
+    `exact` is matched in the text itself, so groups read as written ("Nice", "USD").
+
+    `fast` also leaves out a leading `\\b`: without it, a pattern that starts with words lets
+    `re` skip ahead to the letters they start with instead of trying every position. It then
+    matches wherever `exact` does, and perhaps elsewhere ("dinner" in "xdinner"); such a place
+    fails `exact`, and the search goes on from the next character, so the matches are
+    `exact.finditer(text)`'s, in order. The source must not spell a letter in upper case (it
+    would never be found in folded text), and must not match an empty string.
+    """
+
+    __slots__ = ("exact", "fast")
+
+    def __init__(self, source: str) -> None:
+        self.exact = re.compile(source, re.I)
+        self.fast = re.compile(source.removeprefix(r"\b"))
+
+    def finditer(self, text: str, folded: str) -> Iterator[re.Match[str]]:
+        """`exact.finditer(text)`, given `folded == _fold(text)`."""
+        position = 0
+        while (found := self.fast.search(folded, position)) is not None:
+            match = self.exact.match(text, found.start())
+            if match is None:
+                position = found.start() + 1
+                continue
+            yield match
+            position = match.end()
+
+    def search(self, text: str, folded: str) -> re.Match[str] | None:
+        """`exact.search(text)`, given `folded == _fold(text)`."""
+        return next(self.finditer(text, folded), None)
 
 
 _NUMBER_WORDS: dict[str, int] = {
@@ -238,7 +284,7 @@ _INTERESTS: tuple[tuple[str, str], ...] = (
     ("theater", r"theat(?:er|re)s?|broadway|opera"),
     ("fishing", r"fishing"),
 )
-_INTEREST_PATTERNS = tuple((tag, re.compile(rf"\b(?:{words})\b", re.I)) for tag, words in _INTERESTS)
+_INTEREST_PATTERNS = tuple((tag, _Pattern(rf"\b(?:{words})\b")) for tag, words in _INTERESTS)
 
 # Cuisine words and the cuisine names the restaurant server uses.
 _CUISINE_NOUNS: dict[str, str] = {
@@ -286,6 +332,8 @@ _CUISINE = "|".join(sorted([*_CUISINE_NOUNS, *_CUISINE_ADJECTIVES], key=len, rev
 # -- the text being read ---------------------------------------------------------------------
 
 _MASK = "\u2591"
+# The clock deadlines are read on (tests count its readings).
+_clock: Callable[[], float] = time.monotonic
 
 
 @dataclass
@@ -295,24 +343,59 @@ class _Scan:
     text: str
     today: dt.date
     deadline: float | None = None  # a time.monotonic() value; None: no limit
-    masked: str = field(init=False)
+    folded_text: str = field(init=False)  # _fold(text)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    # The text with what was read masked, as characters (masking is cheap) and as a string (made
+    # again only when a reader asks for it after something was masked); and the same, folded.
+    _masked_chars: list[str] = field(init=False)
+    _folded_chars: list[str] = field(init=False)
+    _strings: tuple[str, str] | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.masked = self.text
+        self.folded_text = _fold(self.text)
+        self._masked_chars, self._folded_chars = list(self.text), list(self.folded_text)
+        self._strings = (self.text, self.folded_text)
+
+    def _current(self) -> tuple[str, str]:
+        if self._strings is None:
+            self._strings = ("".join(self._masked_chars), "".join(self._folded_chars))
+        return self._strings
+
+    @property
+    def masked(self) -> str:
+        """The text, with what was read masked."""
+        return self._current()[0]
+
+    @property
+    def folded(self) -> str:
+        """`_fold(masked)`: what `_Pattern`s search in."""
+        return self._current()[1]
 
     def check(self) -> None:
         """Raise `ExtractionTimedOut` when the deadline has passed."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.deadline is not None and _clock() >= self.deadline:
             raise ExtractionTimedOut(f"extraction stopped at its deadline ({len(self.text)} characters)")
 
-    def find(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    def find(self, pattern: _Pattern | re.Pattern[str]) -> Iterator[re.Match[str]]:
         """Matches in the text not read yet (positions are the same as in `text`)."""
         self.check()
+        if isinstance(pattern, _Pattern):
+            return pattern.finditer(self.masked, self.folded)
         return pattern.finditer(self.masked)
 
+    def search(self, pattern: _Pattern) -> re.Match[str] | None:
+        """The first match in the text not read yet."""
+        self.check()
+        return pattern.search(self.masked, self.folded)
+
+    def search_all(self, pattern: _Pattern) -> re.Match[str] | None:
+        """The first match in the whole text, read or not."""
+        self.check()
+        return pattern.search(self.text, self.folded_text)
+
     def consume(self, start: int, end: int) -> None:
-        self.masked = self.masked[:start] + _MASK * (end - start) + self.masked[end:]
+        self._masked_chars[start:end] = self._folded_chars[start:end] = _MASK * (end - start)
+        self._strings = None
 
     def note(self, topic: str, text: str) -> None:
         self.notes.append((topic, text))
@@ -334,29 +417,34 @@ def _number(word: str) -> int:
 
 _AMOUNT = r"\d{1,3}(?:[,.]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d+)?"
 _SCALE = r"(?:\s?(?P<scale>k|thousand|grand)\b)?"
-_SYMBOL = "|".join(re.escape(s) for s in sorted(_CURRENCY_SYMBOLS, key=len, reverse=True))
+_SYMBOL = "|".join(re.escape(s.lower()) for s in sorted(_CURRENCY_SYMBOLS, key=len, reverse=True))
 _CURRENCY_WORD = "|".join(sorted(_CURRENCY_WORDS, key=len, reverse=True))
 
-_MONEY_SYMBOL_FIRST = re.compile(rf"(?<![A-Za-z])(?P<sym>{_SYMBOL})\s?(?P<num>{_AMOUNT}){_SCALE}", re.I)
-_MONEY_CODE_FIRST = re.compile(rf"\b(?P<code>[A-Za-z]{{3}})\s?(?P<num>{_AMOUNT}){_SCALE}", re.I)
-_MONEY_UNIT_AFTER = re.compile(
+_MONEY_SYMBOL_FIRST = _Pattern(rf"(?<![A-Za-z])(?P<sym>{_SYMBOL})\s?(?P<num>{_AMOUNT}){_SCALE}")
+_MONEY_CODE_FIRST = _Pattern(rf"\b(?P<code>[A-Za-z]{{3}})\s?(?P<num>{_AMOUNT}){_SCALE}")
+_MONEY_UNIT_AFTER = _Pattern(
     rf"(?<![\w.,])(?P<num>{_AMOUNT}){_SCALE}\s?(?:(?P<word>{_CURRENCY_WORD})\b|(?P<sym>[€£¥₹$])"
     rf"|(?P<code>[A-Za-z]{{3}})\b)",
-    re.I,
 )
-_MONEY_THOUSANDS = re.compile(
-    rf"(?<![\w.,])(?P<num>\d+(?:[.,]\d+)?)\s?(?P<scale>k|thousand|grand)\b{_UNIT_AFTER}", re.I
+_MONEY_THOUSANDS = _Pattern(
+    rf"(?<![\w.,])(?P<num>\d+(?:[.,]\d+)?)\s?(?P<scale>k|thousand|grand)\b{_UNIT_AFTER}"
 )
-_MONEY_CUED_NUMBER = re.compile(
+_MONEY_CUED_NUMBER = _Pattern(
     r"\b(?:budget(?:\s+(?:of|is|around|about))?:?|under|below|max(?:imum)?|up to|less than|at most"
     rf"|no more than|within|spend(?:ing)?)\s+(?P<num>{_AMOUNT})\b{_SCALE}{_UNIT_AFTER}",
-    re.I,
 )
 _BUDGET_CUE_BEFORE = re.compile(
     r"\b(?:budget|under|below|max(?:imum)?|up to|less than|at most|no more than|within|total|spend"
     r"|spending|cap(?:ped)?|afford)\b[\s:]*(?:\w+\s+){0,2}$",
     re.I,
 )
+# One of them is in (the folded) text wherever _BUDGET_CUE_BEFORE matches: a quick test first.
+_BUDGET_CUE_WORDS = _word_set("budget under below max within total spend cap afford") | {
+    "up to",
+    "less than",
+    "at most",
+    "no more than",
+}
 # Matched at the end of a sum (`.match(text, end)`), hence no `^`.
 _BUDGET_CUE_AFTER = re.compile(r"\s*+(?:total\s++)?budget\b", re.I)
 _PER_PERSON = re.compile(
@@ -370,15 +458,22 @@ _NOT_DIGIT = re.compile(r"\D")
 
 
 def _amount(text: str, scale: str | None) -> float:
-    """'3,000' or '3.000' is three thousand; '2.5' or '2,5' two and a half; 'k' multiplies."""
+    """'3,000' or '3.000' is three thousand; '2.5' or '2,5' two and a half; 'k' multiplies.
+
+    Separators used some other way ('1,000.000', '1.000.00') are thousands, except a last group
+    of one or two digits, which is cents.
+    """
     if _THOUSANDS_SEPARATED.fullmatch(text):
         value = float(_SEPARATOR.sub("", text))
     elif _COMMA_THOUSANDS_POINT_CENTS.fullmatch(text):
         value = float(text.replace(",", ""))
     elif _POINT_THOUSANDS_COMMA_CENTS.fullmatch(text):
         value = float(text.replace(".", "").replace(",", "."))
-    else:
+    elif len(_SEPARATOR.findall(text)) <= 1:
         value = float(text.replace(",", "."))
+    else:
+        *groups, last = _SEPARATOR.split(text)
+        value = float("".join(groups) + ("." if len(last) <= 2 else "") + last)
     if scale is not None:
         value *= 1000
     return value
@@ -440,8 +535,12 @@ def _read_budget(scan: _Scan) -> tuple[Budget | None, bool]:
         return None, False
 
     def cued(m: _Money) -> bool:
-        before = scan.text[max(0, m.start - 40) : m.start]
-        return bool(_BUDGET_CUE_BEFORE.search(before) or _BUDGET_CUE_AFTER.match(scan.text, m.end))
+        start = max(0, m.start - 40)
+        folded = scan.folded_text[start : m.start]
+        before = any(word in folded for word in _BUDGET_CUE_WORDS) and _BUDGET_CUE_BEFORE.search(
+            scan.text[start : m.start]
+        )
+        return bool(before or _BUDGET_CUE_AFTER.match(scan.text, m.end))
 
     chosen = next((m for m in mentions if cued(m)), mentions[0])
     written = scan.text[chosen.start : chosen.end].strip()
@@ -515,36 +614,30 @@ class _DateMention:
 
 
 _ISO_DATE = re.compile(r"\b(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})\b")
-_MONTH_DAY_RANGE = re.compile(
+_MONTH_DAY_RANGE = _Pattern(
     rf"\b(?P<m>{_MONTH})\s+(?P<d1>{_DAY}){_RANGE_JOIN}(?P<d2>{_DAY})(?:,?\s+(?P<y>{_YEAR}))?\b{_UNIT_AFTER}",
-    re.I,
 )
-_DAY_MONTH_RANGE = re.compile(
+_DAY_MONTH_RANGE = _Pattern(
     rf"\b(?P<d1>{_DAY}){_RANGE_JOIN}(?P<d2>{_DAY})\s+(?:of\s+)?(?P<m>{_MONTH})(?:,?\s+(?P<y>{_YEAR}))?\b",
-    re.I,
 )
-_MONTH_DAY = re.compile(rf"\b(?P<m>{_MONTH})\s+(?P<d>{_DAY})(?:,?\s+(?P<y>{_YEAR}))?\b{_UNIT_AFTER}", re.I)
-_DAY_MONTH = re.compile(rf"\b(?P<d>{_DAY})\s+(?:of\s+)?(?P<m>{_MONTH})(?:,?\s+(?P<y>{_YEAR}))?\b", re.I)
-_MONTH_YEAR = re.compile(
+_MONTH_DAY = _Pattern(rf"\b(?P<m>{_MONTH})\s+(?P<d>{_DAY})(?:,?\s+(?P<y>{_YEAR}))?\b{_UNIT_AFTER}")
+_DAY_MONTH = _Pattern(rf"\b(?P<d>{_DAY})\s+(?:of\s+)?(?P<m>{_MONTH})(?:,?\s+(?P<y>{_YEAR}))?\b")
+_MONTH_YEAR = _Pattern(
     rf"\b(?:(?P<q>early|mid|late)[\s-]+)?(?P<m>{_MONTH})\s+(?P<y>{_YEAR})\b",
-    re.I,
 )
-_MONTH_ALONE = re.compile(
+_MONTH_ALONE = _Pattern(
     r"\b(?:(?P<cue>in|during|this|next|for|around|by)\s+)?"
     r"(?:(?P<q>early|mid|late|(?:the\s+)?(?:end|beginning|start)\s+of)[\s-]+)?"
     rf"(?P<m>{_FULL_MONTH}|sept)\b(?!\s*\d)",
-    re.I,
 )
-_DAY_AFTER_TOMORROW = re.compile(r"\b(?:the\s+)?day after tomorrow\b", re.I)
-_TOMORROW = re.compile(r"\btomorrow\b", re.I)
-_TODAY = re.compile(r"\b(?:today|tonight|this evening)\b", re.I)
-_IN_PERIOD = re.compile(rf"\bin\s+(?P<n>{_COUNT})\s+(?P<unit>days?|weeks?|months?)\b", re.I)
-_PERIOD_FROM_NOW = re.compile(
-    rf"\b(?P<n>{_COUNT})\s+(?P<unit>days?|weeks?|months?)\s+from\s+(?:now|today)\b", re.I
-)
-_NEXT_WEEK = re.compile(r"\bnext\s+week\b", re.I)
-_NEXT_MONTH = re.compile(r"\bnext\s+month\b", re.I)
-_WEEKDAY_NAMED = re.compile(rf"\b(?:(?P<cue>next|this|coming|on)\s+)?(?P<wd>{_WEEKDAY})\b", re.I)
+_DAY_AFTER_TOMORROW = _Pattern(r"\b(?:the\s+)?day after tomorrow\b")
+_TOMORROW = _Pattern(r"\btomorrow\b")
+_TODAY = _Pattern(r"\b(?:today|tonight|this evening)\b")
+_IN_PERIOD = _Pattern(rf"\bin\s+(?P<n>{_COUNT})\s+(?P<unit>days?|weeks?|months?)\b")
+_PERIOD_FROM_NOW = _Pattern(rf"\b(?P<n>{_COUNT})\s+(?P<unit>days?|weeks?|months?)\s+from\s+(?:now|today)\b")
+_NEXT_WEEK = _Pattern(r"\bnext\s+week\b")
+_NEXT_MONTH = _Pattern(r"\bnext\s+month\b")
+_WEEKDAY_NAMED = _Pattern(rf"\b(?:(?P<cue>next|this|coming|on)\s+)?(?P<wd>{_WEEKDAY})\b")
 _DATE_JOIN = re.compile(r"\s*+(?:-|\u2013|\u2014|to|until|till|through|thru|and)\s*+", re.I)  # fullmatch
 # Words before a later date that make it the last day: "..., returning March 14".
 _RETURN_CUE = re.compile(
@@ -639,7 +732,7 @@ def _relative_dates(scan: _Scan) -> Iterator[_DateMention]:
     today = scan.today
 
     def mentions(
-        pattern: re.Pattern[str], day: Callable[[re.Match[str]], dt.date | None], floating: str | None = None
+        pattern: _Pattern, day: Callable[[re.Match[str]], dt.date | None], floating: str | None = None
     ) -> Iterator[_DateMention]:
         """Each match of `pattern` as the day it names (none past the ends of the calendar)."""
         for match in scan.find(pattern):
@@ -724,14 +817,13 @@ def _next_friday(today: dt.date) -> dt.date | None:
 # -- trip length -----------------------------------------------------------------------------
 
 # Not "twice a week" nor "$100 a day" (a sum already read, masked).
-_DURATION = re.compile(
+_DURATION = _Pattern(
     r"(?<!once )(?<!twice )(?<!times )(?<!\u2591 )"
     rf"\b(?P<n>{_COUNT})[\s-]*(?P<unit>days?|nights?|weeks?|months?)\b(?:[\s-]*long\b)?",
-    re.I,
 )
-_WEEK_LONG = re.compile(r"\b(?P<unit>week|month)[\s-]?long\b", re.I)
-_FORTNIGHT = re.compile(r"\b(?:a\s+)?fortnight\b", re.I)
-_WEEKEND = re.compile(r"\b(?P<long>long\s+)?week-?end\b", re.I)
+_WEEK_LONG = _Pattern(r"\b(?P<unit>week|month)[\s-]?long\b")
+_FORTNIGHT = _Pattern(r"\b(?:a\s+)?fortnight\b")
+_WEEKEND = _Pattern(r"\b(?P<long>long\s+)?week-?end\b")
 _DAYS_PER_UNIT = {"day": 1, "week": 7, "month": 30}
 
 
@@ -763,17 +855,14 @@ def _read_duration(scan: _Scan) -> tuple[int | None, bool]:
 
 # -- dining ----------------------------------------------------------------------------------
 
-_DINING = re.compile(
+_DINING = _Pattern(
     rf"\b(?:(?P<count>{_NUM}|an?|no)\s+)?"
     rf"(?P<adjs>(?:(?:very\s+|really\s+)?(?:{_FANCY}|{_CASUAL})(?:\s*,\s*|\s+(?:and\s+)?)){{0,4}})"
     rf"(?:(?P<cuisine>{_CUISINE})\s+)?"
     r"(?P<noun>dinners?|meals?|restaurants?|dining|suppers?|(?:dinner\s+)?reservations?)\b",
-    re.I,
 )
-_BOOK_TABLE = re.compile(r"\b(?:book|reserve|get)\s+(?:us\s+|me\s+)?(?:a\s+)?table\b", re.I)
-_CUISINE_ALONE = re.compile(
-    rf"\b(?P<cuisine>{'|'.join(sorted(_CUISINE_NOUNS, key=len, reverse=True))})\b", re.I
-)
+_BOOK_TABLE = _Pattern(r"\b(?:book|reserve|get)\s+(?:us\s+|me\s+)?(?:a\s+)?table\b")
+_CUISINE_ALONE = _Pattern(rf"\b(?P<cuisine>{'|'.join(sorted(_CUISINE_NOUNS, key=len, reverse=True))})\b")
 _FANCY_WORD = re.compile(rf"\b(?:{_FANCY})\b", re.I)
 _CASUAL_WORD = re.compile(rf"\b(?:{_CASUAL})\b", re.I)
 
@@ -821,44 +910,37 @@ def _read_dining(scan: _Scan) -> DiningWish | None:
 
 # -- travellers ------------------------------------------------------------------------------
 
-_PARTY_MEMBERS = re.compile(
+_PARTY_MEMBERS = _Pattern(
     rf"\b(?P<n>{_NUM})\s+(?P<who>adults?|grown-?ups|children|kids?|teens?|teenagers?|infants?|bab(?:y|ies)"
     r"|toddlers?)\b",
-    re.I,
 )
-_PEOPLE = re.compile(
+_PEOPLE = _Pattern(
     rf"\b(?P<n>{_NUM})\s+(?:people|persons|travell?ers|guests|passengers|pax|of us)\b",
-    re.I,
 )
-_ME_AND_OTHERS = re.compile(
+_ME_AND_OTHERS = _Pattern(
     rf"\b(?:(?:me|i|myself)\s+(?:and|\+|&|plus)|with)\s+(?:my\s+)?(?P<n>{_NUM})\s+"
     r"(?:friends?|others|kids|children|colleagues|buddies|pals|mates|family members|people)\b",
-    re.I,
 )
-_GROUP_OF = re.compile(rf"\b(?:family|group|party|team)\s+of\s+(?P<n>{_NUM})\b", re.I)
-_FOR_COUNT = re.compile(
+_GROUP_OF = _Pattern(rf"\b(?:family|group|party|team)\s+of\s+(?P<n>{_NUM})\b")
+_FOR_COUNT = _Pattern(
     rf"\b(?:table\s+)?for\s+(?P<n>{_NUM})\b"
     r"(?=\s*(?:$|[,.;:!?)\u2591]|(?:and|in|to|from|on|at|with|under|below|for|during|next|this|starting"
     r"|leaving|departing|travell?ing|going|please|max|budget|around|by|via|over|between|who|staying)\b))",
-    re.I,
 )
-_PAIR = re.compile(
+_PAIR = _Pattern(
     r"\b(?:couples?\b(?!\s+of)|honeymoon(?:ers)?|(?:with|and)\s+my\s+(?:wife|husband|partner"
     r"|girlfriend|boyfriend|fianc[eé]e?|spouse)|my\s+(?:wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?"
     r"|spouse)\s+and\s+(?:i|me)|the\s+two\s+of\s+us|both\s+of\s+us)\b",
-    re.I,
 )
-_SOLO = re.compile(
-    r"\b(?:solo|alone|just\s+me|only\s+me|by\s+myself|on\s+my\s+own|single\s+traveller)\b", re.I
-)
+_SOLO = _Pattern(r"\b(?:solo|alone|just\s+me|only\s+me|by\s+myself|on\s+my\s+own|single\s+traveller)\b")
 
 
-_COUNTED_PARTIES: tuple[re.Pattern[str], ...] = (
+_COUNTED_PARTIES: tuple[_Pattern, ...] = (
     _PEOPLE,
     _GROUP_OF,
     _FOR_COUNT,
 )
-_IMPLIED_PARTIES: tuple[tuple[re.Pattern[str], int], ...] = ((_PAIR, 2), (_SOLO, 1))
+_IMPLIED_PARTIES: tuple[tuple[_Pattern, int], ...] = ((_PAIR, 2), (_SOLO, 1))
 
 
 def _read_travelers(scan: _Scan) -> int | None:
@@ -898,6 +980,8 @@ _CUE_ENDINGS = tuple(
     _word_set("to of from leaving departing depart in into toward towards visit visiting explore exploring")
     | _word_set("see seeing around -> \u2192")
 )
+_CUE_LAST_CHARS = frozenset(ending[-1] for ending in _CUE_ENDINGS)
+_CUE_ENDING_MAX = max(map(len, _CUE_ENDINGS))
 _ORIGIN_CUES = _word_set(
     "back return returning home fly flying out from leaving departing depart based live living am i'm"
 )
@@ -921,12 +1005,14 @@ def _is_capitalized(word: str) -> bool:
     return word[:1].isupper()
 
 
-def _code_for(text: str, words: list[str], cued: bool) -> tuple[str | None, bool]:
+def _code_for(
+    text: str, words: list[str], cued: bool, normalized: Callable[[], str]
+) -> tuple[str | None, bool]:
     """The airport a word sequence names (if any), and whether it may stand without a cue word.
 
     Upper-case codes ("SEA") and lower-case names ("seattle") count only after a cue word or in
     "X to Y"; ordinary English words that happen to be towns ("nice", "reading") only when
-    capitalized.
+    capitalized. `normalized()` is `geography.normalize(text)`.
     """
     first, last = words[0].lower(), words[-1].lower()
     if first in _NOT_PLACE_WORDS or last in _NOT_PLACE_WORDS:
@@ -938,7 +1024,7 @@ def _code_for(text: str, words: list[str], cued: bool) -> tuple[str | None, bool
             return geography.airport(text).code, False
         except geography.UnknownPlace:
             return None, False
-    key = geography.normalize(text)
+    key = normalized()
     if key not in geography.ALIASES and key not in geography._cities():
         return None, False
     capitalized = _is_capitalized(words[0]) and _is_capitalized(words[-1])
@@ -955,7 +1041,8 @@ def _code_for(text: str, words: list[str], cued: bool) -> tuple[str | None, bool
 
 def _cue_before(masked: str, position: int) -> str | None:
     window = masked[max(0, position - 30) : position]
-    if not _fold(window.rstrip()).endswith(_CUE_ENDINGS):
+    tail = window.rstrip()
+    if _fold(tail[-1:]) not in _CUE_LAST_CHARS or not _fold(tail[-_CUE_ENDING_MAX:]).endswith(_CUE_ENDINGS):
         return None  # the cue's last word (or arrow) must end the window: no search needed
     match = _CUE_BEFORE.search(window)
     if match is None:
@@ -969,6 +1056,7 @@ def _place_mentions(scan: _Scan) -> list[_PlaceMention]:
     words = list(_WORD.finditer(masked))
     # joined[k]: words k and k+1 are separated by blanks only (or ". "), so may form one name.
     joined = [bool(_WORD_GAP.fullmatch(masked, a.end(), b.start())) for a, b in itertools.pairwise(words)]
+    keys: dict[str, str] = {}  # each word's normalized form, once per distinct word
     mentions: list[_PlaceMention] = []
     i = 0
     while i < len(words):
@@ -977,7 +1065,9 @@ def _place_mentions(scan: _Scan) -> list[_PlaceMention]:
             i += 1  # no name starts with a stopword (`_code_for`, `_unresolved_name`)
             continue
         cue = _cue_before(masked, words[i].start())
-        mention = _longest_place(scan, words, joined, i, cue) or _unresolved_name(scan, words, joined, i, cue)
+        mention = _longest_place(scan, words, joined, keys, i, cue) or _unresolved_name(
+            scan, words, joined, i, cue
+        )
         if mention is None:
             i += 1
             continue
@@ -987,16 +1077,46 @@ def _place_mentions(scan: _Scan) -> list[_PlaceMention]:
     return mentions
 
 
+def _word_key(name: str, keys: dict[str, str]) -> str:
+    """`geography.normalize(name)` for one word, kept in `keys`."""
+    key = keys.get(name)
+    if key is None:
+        key = keys[name] = name.lower() if name.isascii() and name.isalpha() else geography.normalize(name)
+    return key
+
+
+def _normalized(names: list[str], keys: dict[str, str]) -> str:
+    """`geography.normalize` of words joined by blanks, from each word's own form (kept in `keys`).
+
+    The same string: normalizing works character by character (no combining mark starts a word)
+    and turns the blanks between words, like any other run of non-alphanumerics, into one space.
+    """
+    return " ".join(key for name in names if (key := _word_key(name, keys)))
+
+
 def _longest_place(
-    scan: _Scan, words: list[re.Match[str]], joined: list[bool], i: int, cue: str | None
+    scan: _Scan, words: list[re.Match[str]], joined: list[bool], keys: dict[str, str], i: int, cue: str | None
 ) -> _PlaceMention | None:
     masked = scan.masked
-    for j in range(min(len(words), i + _MAX_PLACE_WORDS) - 1, i - 1, -1):
-        if not all(joined[i:j]):
-            continue
+    # The runs of words from i that could name a place (a known name, or a lone code), shortest
+    # first; then `_code_for` decides, longest first. (Trying every run with `_code_for` costs
+    # a few microseconds a word: tens of milliseconds over a long query.)
+    spans: list[int] = []
+    parts: list[str] = []
+    cities = geography._cities()
+    for j in range(i, min(len(words), i + _MAX_PLACE_WORDS)):
+        if j > i and not joined[j - 1]:
+            break  # longer runs are not contiguous either
+        if key := _word_key(words[j].group(0), keys):
+            parts.append(key)
+        key = " ".join(parts)
+        if key in geography.ALIASES or key in cities or (j == i and _UPPER_CODE.fullmatch(words[i].group(0))):
+            spans.append(j)
+    for j in reversed(spans):
         start, end = words[i].start(), words[j].end()
         text = scan.text[start:end]
-        code, uncued_ok = _code_for(text, [w.group(0) for w in words[i : j + 1]], cued=cue is not None)
+        names = [w.group(0) for w in words[i : j + 1]]
+        code, uncued_ok = _code_for(text, names, cue is not None, functools.partial(_normalized, names, keys))
         if code is None:
             continue
         if code != text:
@@ -1087,20 +1207,18 @@ def _read_places(scan: _Scan) -> tuple[str | None, str | None]:
 
 
 def _read_interests(scan: _Scan) -> list[str]:
-    scan.check()
-    masked = scan.masked
-    found = [(match.start(), tag) for tag, pattern in _INTEREST_PATTERNS if (match := pattern.search(masked))]
+    found = [(match.start(), tag) for tag, pattern in _INTEREST_PATTERNS if (match := scan.search(pattern))]
     return [tag for _, tag in sorted(found)]
 
 
 # -- what kind of request --------------------------------------------------------------------
 
 
-def _words(*phrases: str) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(phrases) + r")\b", re.I)
+def _words(*phrases: str) -> _Pattern:
+    return _Pattern(r"\b(?:" + "|".join(phrases) + r")\b")
 
 
-_UNSUPPORTED: tuple[tuple[str, re.Pattern[str]], ...] = (
+_UNSUPPORTED: tuple[tuple[str, _Pattern], ...] = (
     (
         "car rental",
         _words(
@@ -1125,7 +1243,7 @@ _TRAVEL_WORDS = _words(
     r"hotels?|stay|accommodation|weather|forecast|dinners?|restaurants?|visit(?:ing)?|tour|explore",
     r"destination|airport|book(?:ing)?|reserv(?:e|ation)",
 )
-_KIND_CUES: tuple[tuple[TripKind, re.Pattern[str]], ...] = (
+_KIND_CUES: tuple[tuple[TripKind, _Pattern], ...] = (
     (
         "flights_only",
         _words(
@@ -1172,26 +1290,26 @@ _FLIGHT_WORDS = _words(r"flights?", r"fly(?:ing)?", r"plane\s+tickets?", r"airfa
 _HOTEL_WORDS = _words(r"hotels?", r"accommodation", r"(?:place|somewhere)\s+to\s+stay", r"rooms?")
 
 
-def _unsupported(query: str, travel_signals: bool) -> str | None:
+def _unsupported(scan: _Scan, travel_signals: bool) -> str | None:
     for what, pattern in _UNSUPPORTED:
-        match = pattern.search(query)
+        match = scan.search_all(pattern)
         if match is not None:
             return (
                 f"{what} ('{match.group(0)}') is not something Waypoint plans: it plans flights, hotels, "
                 "weather forecasts and restaurant tables"
             )
-    if _NOT_TRAVEL.search(query) or not (travel_signals or _TRAVEL_WORDS.search(query)):
+    if scan.search_all(_NOT_TRAVEL) or not (travel_signals or scan.search_all(_TRAVEL_WORDS)):
         return "this does not look like a travel request: Waypoint plans trips, flights, hotels and dinners"
     return None
 
 
-def _kind_hint(query: str, fields: TripFields) -> tuple[TripKind | None, str | None]:
+def _kind_hint(scan: _Scan, fields: TripFields) -> tuple[TripKind | None, str | None]:
     """A kind the query asks for in words, else one its fields suggest; and why, as a clause."""
     for kind, pattern in _KIND_CUES:
-        match = pattern.search(query)
+        match = scan.search_all(pattern)
         if match is not None:
             return kind, f"the query says '{match.group(0)}'"
-    flights, hotels = _FLIGHT_WORDS.search(query), _HOTEL_WORDS.search(query)
+    flights, hotels = scan.search_all(_FLIGHT_WORDS), scan.search_all(_HOTEL_WORDS)
     if flights and not hotels and fields.dining is None:
         return "flights_only", f"the query mentions '{flights.group(0)}' and nothing else to plan"
     if hotels and not flights and fields.dining is None:
@@ -1245,14 +1363,12 @@ def extract(query: str, today: dt.date, *, deadline: float | None = None) -> Ext
         dining=dining,
     )
     signals = any((origin, destination, start_date, days, budget, travelers, dining, interests))
-    scan.check()
-    kind, reason = _kind_hint(query, fields)
+    kind, reason = _kind_hint(scan, fields)
     fields = fields.model_copy(update={"kind": kind})
     by_field: dict[str, list[str]] = {}
     for topic, text in scan.notes:
         by_field.setdefault(topic, []).append(text)
-    scan.check()
-    unsupported = _unsupported(query, signals)
+    unsupported = _unsupported(scan, signals)
     return Extraction(
         fields=fields,
         kind_hint=kind,
