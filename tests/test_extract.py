@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import re
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from waypoint_orchestrator.extract import Extraction, extract
+from tests import adversarial_queries, regex_audit
+from waypoint_orchestrator import extract as extract_module
+from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract
 from waypoint_orchestrator.models import DiningWish
 
 TODAY = dt.date(2026, 11, 25)  # a Wednesday
@@ -552,3 +559,221 @@ def test_lower_case_codes_that_are_words_are_not_currencies() -> None:
 def test_given_names_are_not_places_unless_a_cue_says_so() -> None:
     assert read("Mary and I want sushi").fields.destination is None
     assert read("trip to Mary, Turkmenistan").fields.destination == "MYP"
+
+
+# -- reading time: linear patterns, a deadline, nothing that raises ----------------------------
+
+
+def _extractor_patterns() -> dict[str, re.Pattern[str]]:
+    """Every pattern the extractor compiles, by name (both forms of a `_Pattern`)."""
+    found: dict[str, re.Pattern[str]] = {}
+
+    def collect(value: object, name: str) -> None:
+        if isinstance(value, re.Pattern):
+            found[name] = value
+        elif isinstance(value, extract_module._Pattern):
+            found[name], found[f"{name}.fast"] = value.exact, value.fast
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                collect(item, f"{name}[{index}]")
+
+    for name, value in vars(extract_module).items():
+        collect(value, name)
+    return found
+
+
+PATTERNS = _extractor_patterns()
+FOLDED_PATTERNS = {
+    name: value for name, value in vars(extract_module).items() if isinstance(value, extract_module._Pattern)
+} | {f"_INTEREST_PATTERNS[{tag}]": p for tag, p in extract_module._INTEREST_PATTERNS}
+
+
+def test_the_audit_finds_the_shapes_that_backtrack() -> None:
+    assert regex_audit.problems(re.compile(r"(?!\s*-?\s*days)"))  # the old _UNIT_AFTER
+    assert regex_audit.problems(re.compile(r"(\w+\s?)*$"))
+    assert regex_audit.problems(re.compile(r"x\s+\s*y"))
+    assert not regex_audit.problems(re.compile(r"(?!\s*+-?\s*+days)"))
+    assert not regex_audit.problems(re.compile(r"\s*(?:-|to)\s*\d"))
+
+
+def test_no_pattern_can_backtrack_over_a_run() -> None:
+    """Every pattern is linear in the text: no two greedy runs can trade characters (issue 9)."""
+    assert len(PATTERNS) > 100
+    found = {name: problems for name, p in PATTERNS.items() if (problems := regex_audit.problems(p))}
+    assert found == {}
+
+
+def test_folded_patterns_match_nothing_empty_and_spell_no_capital() -> None:
+    for name, pattern in FOLDED_PATTERNS.items():
+        assert regex_audit.min_width(pattern.exact) > 0, name
+        capitals = {c for c in regex_audit.literals(pattern.fast) if extract_module._fold(c) != c}
+        # [A-Za-z] may spell capitals: what they fold to is in the same class.
+        assert all(extract_module._fold(c) in regex_audit.literals(pattern.fast) for c in capitals), name
+
+
+def test_folding_keeps_each_character_and_what_ignorecase_equates() -> None:
+    """`_fold`, over every code point: one character each, same \\w/\\d/\\s class, and each letter a
+    folded pattern spells matches exactly the characters re.IGNORECASE would match."""
+    text = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF)
+    folded = extract_module._fold(text)
+    assert len(folded) == len(text)
+    for category in (r"\w", r"\d", r"\s"):
+        assert [m.start() for m in re.finditer(category, text)] == [
+            m.start() for m in re.finditer(category, folded)
+        ]
+    spelled = {c for p in FOLDED_PATTERNS.values() for c in regex_audit.literals(p.fast)}
+    for letter in sorted(c for c in spelled if extract_module._fold(c) == c):
+        wanted = [m.start() for m in re.finditer(re.escape(letter), text, re.I)]
+        assert [m.start() for m in re.finditer(re.escape(letter), folded)] == wanted, letter
+
+
+@pytest.mark.parametrize("family", ["unicode", "generated", "places", "money"])
+def test_folded_patterns_find_what_ignorecase_finds(family: str) -> None:
+    queries = adversarial_queries.corpus(generated_count=20)[family]
+    queries += [
+        "Trip to NICE in \u0130STANBUL, \u017fix days, $3000 US$ \u212a",
+        "DINNER FANCY Sushi \u0130n MAY, wee\u212aEND, \u017fUSHI, CAR RENTAL",
+    ]
+    for query in queries:
+        folded = extract_module._fold(query)
+        for name, pattern in FOLDED_PATTERNS.items():
+            fast = [(m.span(), m.groups()) for m in pattern.finditer(query, folded)]
+            assert fast == [(m.span(), m.groups()) for m in pattern.exact.finditer(query)], name
+
+
+@pytest.mark.parametrize(
+    ("family", "queries"),
+    list(adversarial_queries.corpus(generated_count=40).items()),
+    ids=list(adversarial_queries.corpus(generated_count=0)),
+)
+def test_adversarial_queries_are_read(family: str, queries: list[str]) -> None:
+    """The longest queries a request accepts, built to make the extractor work hardest: read, no
+    exception. (How long it takes is bench/extraction.py's business, not a unit test's.)"""
+    for query in queries:
+        assert len(query.strip()) <= adversarial_queries.MAX_QUERY
+        found = read(query)
+        assert isinstance(found, Extraction), family
+
+
+def test_long_runs_of_whitespace_keep_the_meaning() -> None:
+    """The reported query ('March 1', ~2,000 spaces, 'x') and its kin read as the short ones do."""
+    run = adversarial_queries.run_between
+    assert read(run("March 1", "x")).fields.start_date == read("March 1 x").fields.start_date
+    assert read(run("March 1", "x")).fields.start_date == dt.date(2027, 3, 1)
+    assert read(run("March 1", "days")).fields.start_date is None  # "1 days": a length
+    assert read(run("March 1", "days")).fields.days == 1
+    budget = read(run("under 500", "x")).fields.budget
+    assert budget is not None
+    assert (budget.amount, budget.currency) == (500, "USD")
+    assert read(run("under 500", "people")).fields.budget is None
+    budget = read(run("5k", "x")).fields.budget
+    assert budget is not None
+    assert budget.amount == 5000
+    for blank in adversarial_queries.BLANKS:
+        assert read(run("March 1", "x", blank)).fields.start_date == dt.date(2027, 3, 1), repr(blank)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(adversarial_queries.TOKENS),
+            st.sampled_from(adversarial_queries.SEPARATORS),
+            st.characters(codec="utf-8"),
+        ),
+        max_size=400,
+    ).map(lambda parts: "".join(parts)[: adversarial_queries.MAX_QUERY])
+)
+def test_generated_text_never_breaks_the_extractor(query: str) -> None:
+    found = read(query)
+    assert found == read(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "days", "start"),
+    [
+        ("\u017fix days in Paris", 6, None),  # '\u017f' (long s) matches 's' under re.IGNORECASE
+        ("trip to Paris in Augu\u017ft 2027", None, dt.date(2027, 8, 10)),
+        ("m\u0131d March trip to Rome", None, dt.date(2027, 3, 15)),  # dotless i
+        ("3 wee\u212as in Paris", 21, None),  # Kelvin sign
+        ("\u0130n March, to Rome", None, dt.date(2027, 3, 10)),  # dotted capital I
+    ],
+)
+def test_letters_ignorecase_equates_with_ascii_are_read(query: str, days: int | None, start: dt.date) -> None:
+    """They used to raise KeyError: the matched word was looked up as written."""
+    fields = read(query).fields
+    assert (fields.days, fields.start_date) == (days, start)
+
+
+def test_a_cuisine_spelled_with_a_long_s_is_read() -> None:
+    dining = read("\u017fu\u017fhi dinner in Paris").fields.dining
+    assert dining is not None
+    assert dining.cuisine == "Japanese"
+
+
+@pytest.mark.parametrize(
+    ("query", "amount"),
+    [("budget $1,000,00", 1000.0), ("\u00a51,000,000 \u00a52", 1_000_000.0), ("$1,000.000", 1_000_000.0)],
+)
+def test_sums_with_odd_separators_are_read(query: str, amount: float) -> None:
+    """'1,000,00' and '1,000.000' used to raise ValueError (float('1.000.00'))."""
+    budget = read(query).fields.budget
+    assert budget is not None
+    assert budget.amount == amount
+
+
+@pytest.mark.parametrize(
+    ("query", "days", "budget", "travelers"),
+    [
+        ("\u0663 days in Paris", 3, None, None),  # Arabic-Indic three
+        ("\uff13 days in Paris for \uff12 people", 3, None, 2),  # fullwidth
+        ("\u20ac\u0663\u0660\u0660\u0660 trip to Rome", None, 3000, None),
+    ],
+)
+def test_digits_of_other_scripts_are_numbers(
+    query: str, days: int | None, budget: float | None, travelers: int | None
+) -> None:
+    fields = read(query).fields
+    assert fields.days == days
+    assert (fields.budget.amount if fields.budget else None) == budget
+    assert fields.travelers == travelers
+
+
+@pytest.mark.parametrize(
+    ("query", "start", "end"),
+    [
+        ("trip to Paris from 9999-12-31 until Friday", dt.date.max, dt.date.max),  # a Friday
+        ("trip to Paris from 9999-12-30 until Saturday", dt.date(9999, 12, 30), None),  # none left
+        ("trip to Paris 0001-01-01 for 3 days", dt.date.min, None),
+        ("trip to Paris 9999-12-31 for 4 days", dt.date.max, None),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar(query: str, start: dt.date, end: dt.date | None) -> None:
+    """'until Saturday' after 9999-12-30 used to overflow (OverflowError); the gate judges them."""
+    fields = read(query).fields
+    assert (fields.start_date, fields.end_date) == (start, end)
+
+
+def test_a_deadline_already_past_stops_the_extractor() -> None:
+    with pytest.raises(ExtractionTimedOut):
+        extract(REFERENCE, TODAY, deadline=time.monotonic())
+
+
+def test_a_deadline_far_ahead_changes_nothing() -> None:
+    assert extract(REFERENCE, TODAY, deadline=time.monotonic() + 3600) == read(REFERENCE)
+
+
+def test_the_deadline_is_checked_between_patterns_and_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that ticks once a reading: the extractor reads it at every pattern and every word,
+    and stops at the first reading past the deadline, whatever it was doing."""
+    query = adversarial_queries.fill("to Paris ")
+    readings = itertools.count()
+    monkeypatch.setattr(extract_module, "_clock", lambda: float(next(readings)))
+    extract(query, TODAY, deadline=1e9)
+    checks = next(readings)
+    assert checks > query.count("Paris") + len(PATTERNS) // 2
+    for deadline in (1, 40, checks // 2, checks - 1):
+        readings = itertools.count()
+        with pytest.raises(ExtractionTimedOut):
+            extract(query, TODAY, deadline=deadline)
+        assert next(readings) == deadline + 1  # it stopped at the reading that passed

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
 
+from tests import adversarial_queries
 from waypoint_orchestrator import gate
 from waypoint_orchestrator.models import (
     Budget,
@@ -17,7 +19,7 @@ from waypoint_orchestrator.models import (
     TripKind,
     TripRequest,
 )
-from waypoint_orchestrator.router import route
+from waypoint_orchestrator.router import QUERY_NOT_READ, route, route_in_thread
 
 TODAY = dt.date(2026, 11, 25)
 REFERENCE = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
@@ -382,3 +384,148 @@ def test_unsupported_requests_are_refused_with_the_routers_reason() -> None:
 def test_a_query_naming_no_destination_is_refused() -> None:
     result = check_query("write me a poem")
     assert problem_fields(result) == ["query"]
+
+
+# -- what a request can carry: the ends of the calendar, odd text (issue 9) ------------------------
+
+DAY = dt.timedelta(days=1)
+PROBLEM_FIELDS = {"origin", "destination", "start_date", "end_date", "days", "travelers", "budget"}
+PROBLEM_FIELDS |= {"budget.currency", "query"}
+EDGES = [dt.date.min, dt.date.min + DAY, dt.date.max - 30 * DAY, dt.date.max - DAY, dt.date.max]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"start_date": dt.date.max}, ["start_date"]),  # with GOOD's 4 days: past 9999-12-31
+        ({"start_date": dt.date.max, "days": 30}, ["start_date"]),
+        ({"start_date": dt.date.max - 10 * DAY, "days": 30}, ["start_date"]),
+        ({"start_date": dt.date.max, "days": None}, ["end_date", "start_date"]),
+        ({"start_date": dt.date.min}, ["start_date"]),
+        (
+            {"start_date": dt.date.max, "end_date": dt.date.max - DAY, "days": None},
+            ["end_date", "start_date"],
+        ),
+        ({"start_date": None, "end_date": dt.date.min, "days": 30}, ["end_date"]),
+        ({"start_date": None, "end_date": dt.date.min + DAY, "days": 2}, ["start_date"]),
+        ({"start_date": None, "end_date": dt.date.max, "days": 30}, ["start_date"]),
+        ({"start_date": dt.date.min, "end_date": dt.date.max, "days": None}, ["end_date", "start_date"]),
+        # the end matches neither the length nor the longest trip
+        (
+            {"start_date": dt.date.min, "end_date": dt.date.max, "days": 30},
+            ["end_date", "end_date", "start_date"],
+        ),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_problems(changes: dict[str, Any], fields: list[str]) -> None:
+    """9999-12-31 + 4 days used to raise OverflowError inside the job (redelivered until
+    `no_progress`); now each such date is a problem on the field at fault: `needs_input`."""
+    result = check_fields("full_trip", **changes)
+    assert sorted(problem_fields(result)) == fields
+    assert result.trip is None
+
+
+def test_the_reported_date_needs_input() -> None:
+    request = TripRequest(
+        origin="SEA",
+        destination="FTE",
+        start_date=dt.date.max,
+        days=4,
+        travelers=2,
+        budget=Budget(amount=3000),
+    )
+    result = gate.check(route(request, TODAY), request, TODAY)
+    assert problem_fields(result) == ["start_date"]
+    assert "9999-12-31 is more than 365 days ahead" in result.problems[0].reason
+
+
+@pytest.mark.parametrize("kind", ["full_trip", "flights_only", "hotels_only", "weather_only", "dining_only"])
+def test_no_date_a_request_can_carry_breaks_the_gate(kind: TripKind) -> None:
+    horizon = TODAY + dt.timedelta(days=gate.MAX_DAYS_AHEAD)
+    for start in [*EDGES, None]:
+        for end in [*EDGES, None]:
+            for days in (None, 1, 30):
+                result = check_fields(kind, start_date=start, end_date=end, days=days)
+                assert set(problem_fields(result)) <= PROBLEM_FIELDS
+                given = [d for d in (start, end) if d is not None]
+                if any(not TODAY < d <= horizon for d in given):
+                    assert not result.passed
+                    assert {"start_date", "end_date", "days"} & set(problem_fields(result))
+
+
+@pytest.mark.parametrize("today", [dt.date.min, dt.date.max])
+def test_a_today_at_the_ends_of_the_calendar_breaks_nothing(today: dt.date) -> None:
+    for start in [*EDGES, None]:
+        for days in (None, 1, 30):
+            fields = TripFields(kind="full_trip", **{**GOOD, "start_date": start, "days": days})
+            decision = RouterDecision(kind="full_trip", reason="test", fields=fields, extracted=TripFields())
+            result = gate.check(decision, ANY_REQUEST, today)
+            assert set(problem_fields(result)) <= PROBLEM_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("query", "fields"),
+    [
+        ("4-day trip to Paris from Seattle on 9999-12-31 for two, $3000", ["start_date"]),
+        ("trip to Paris from Seattle 9999-12-30 to 9999-12-31 for two, $3000", ["start_date"]),
+        ("trip to Paris from Seattle 0001-01-01 to 0001-01-03 for two, $3000", ["start_date"]),
+        (
+            "trip to Paris from Seattle from 9999-12-30 until Saturday for two, $3000",
+            ["end_date", "start_date"],
+        ),
+        ("trip to Paris from Seattle 9999-12-31 - 0001-01-01 for two, $3000", ["end_date", "start_date"]),
+    ],
+)
+def test_far_dates_in_the_text_need_input(query: str, fields: list[str]) -> None:
+    assert sorted(problem_fields(check_query(query))) == fields
+
+
+def test_a_query_not_read_in_time_is_one_problem_on_the_query() -> None:
+    request = TripRequest(query=REFERENCE, destination="Rome")
+    result = gate.check(route(request, TODAY, deadline=time.monotonic()), request, TODAY)
+    assert problem_fields(result) == ["query"]
+    assert result.problems[0].reason == QUERY_NOT_READ
+    assert "could not be read in time" in QUERY_NOT_READ
+    assert "structured fields" in QUERY_NOT_READ
+
+
+async def test_no_time_to_read_the_query_needs_input() -> None:
+    request = TripRequest(query=REFERENCE)
+    result = gate.check(await route_in_thread(request, TODAY, time_limit=0), request, TODAY)
+    assert problem_fields(result) == ["query"]
+    assert result.trip is None
+
+
+@pytest.mark.parametrize(
+    ("family", "queries"),
+    list(adversarial_queries.corpus(generated_count=20).items()),
+    ids=list(adversarial_queries.corpus(generated_count=0)),
+)
+def test_adversarial_queries_route_and_pass_the_gate_without_raising(family: str, queries: list[str]) -> None:
+    for query in queries:
+        if not query.strip():
+            continue
+        result = check_query(query)
+        assert set(problem_fields(result)) <= PROBLEM_FIELDS, family
+
+
+LONGEST = "x" * 120
+
+
+@pytest.mark.parametrize(
+    "structured",
+    [
+        {"origin": LONGEST, "destination": LONGEST, "traveler_name": LONGEST},
+        {"interests": []},
+        {"interests": ["y" * 40] * 10},
+        {"destination": "\u0663\u0663\u0663", "origin": "\uff33\uff25\uff21"},
+        {"destination": "Rome", "dining": {"cuisine": LONGEST, "count": 0}},
+        {"budget": {"amount": 1_000_000, "currency": "XYZ"}},
+        {"budget": {"amount": 0.01, "currency": "jpy"}},
+        {"travelers": 9, "days": 30, "start_date": TODAY + DAY},
+    ],
+)
+def test_odd_but_valid_structured_requests(structured: dict[str, Any]) -> None:
+    request = TripRequest(**{"destination": "FTE", **structured})
+    result = gate.check(route(request, TODAY), request, TODAY)
+    assert set(problem_fields(result)) <= PROBLEM_FIELDS

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from waypoint_orchestrator.models import Budget, DiningWish, RouterDecision, TripRequest
-from waypoint_orchestrator.router import NO_DESTINATION, route
+from tests import adversarial_queries
+from waypoint_orchestrator import router as router_module
+from waypoint_orchestrator.extract import extract as real_extract
+from waypoint_orchestrator.models import Budget, DiningWish, RouterDecision, TripFields, TripRequest
+from waypoint_orchestrator.router import (
+    EXTRACTION_TIME_LIMIT_SECONDS,
+    NO_DESTINATION,
+    QueryNotRead,
+    query_not_read,
+    route,
+    route_in_thread,
+)
 
 TODAY = dt.date(2026, 11, 25)
 REFERENCE = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
@@ -154,3 +167,112 @@ def test_no_destination_and_no_kind_is_unsupported() -> None:
 
 def test_routing_is_deterministic() -> None:
     assert decide(query=REFERENCE) == decide(query=REFERENCE)
+
+
+# -- off the event loop, with a time limit ------------------------------------------------------
+
+
+def test_a_deadline_already_past_routes_without_the_query() -> None:
+    request = TripRequest(query=REFERENCE, destination="Rome", travelers=3, interests=["wine"])
+    decision = route(request, TODAY, deadline=time.monotonic())
+    assert isinstance(decision, QueryNotRead)
+    assert decision.kind == "full_trip"
+    assert "could not be read in time" in decision.reason
+    assert (decision.fields.destination, decision.fields.travelers) == ("Rome", 3)
+    assert decision.fields.interests == ["wine"]  # nothing from the text
+    assert decision.extracted == TripFields()
+    assert decision.assumptions == []
+
+
+def test_a_query_not_read_keeps_the_requested_kind() -> None:
+    decision = route(TripRequest(query=REFERENCE, kind="weather_only"), TODAY, deadline=time.monotonic())
+    assert isinstance(decision, QueryNotRead)
+    assert (decision.kind, decision.fields.kind) == ("weather_only", "weather_only")
+
+
+async def test_no_time_to_read_is_the_time_out_decision_every_time() -> None:
+    """A time limit of 0: the router thread finds its deadline passed at its first check."""
+    request = TripRequest(query=REFERENCE)
+    for _ in range(5):
+        decision = await route_in_thread(request, TODAY, time_limit=0)
+        assert isinstance(decision, QueryNotRead)
+        assert decision == query_not_read(request)
+
+
+async def test_enough_time_reads_as_route_does() -> None:
+    request = TripRequest(query=REFERENCE, travelers=3)
+    decision = await route_in_thread(request, TODAY, time_limit=60)
+    assert not isinstance(decision, QueryNotRead)
+    assert decision == route(request, TODAY)
+
+
+async def test_a_request_without_a_query_needs_no_time() -> None:
+    request = TripRequest(destination="Rome", origin="Paris")
+    decision = await route_in_thread(request, TODAY, time_limit=0)
+    assert not isinstance(decision, QueryNotRead)
+    assert decision == route(request, TODAY)
+
+
+async def test_the_query_is_read_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extractor here waits for a callback that only the event loop can run: on the loop it
+    would wait forever (the worker used to call route() on the loop, stalling every client)."""
+    loop_ran = threading.Event()
+    threads: list[str] = []
+
+    def extract_once_the_loop_has_run(query: str, today: dt.date, *, deadline: float | None = None) -> Any:
+        threads.append(threading.current_thread().name)
+        assert loop_ran.wait(timeout=60), "the event loop did not run while the query was read"
+        return real_extract(query, today, deadline=deadline)
+
+    monkeypatch.setattr(router_module, "extract", extract_once_the_loop_has_run)
+    asyncio.get_running_loop().call_soon(loop_ran.set)
+    decision = await route_in_thread(TripRequest(query=REFERENCE), TODAY, time_limit=60)
+    assert decision.kind == "full_trip"
+    assert threads[0].startswith("waypoint-router")
+    assert threads[0] != threading.current_thread().name
+
+
+async def test_the_loop_stops_waiting_for_a_stuck_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even an extractor that never checks its deadline cannot hold the trip: past the limit
+    (and the grace, both 0 here) the decision is the time-out one."""
+    release = threading.Event()
+
+    def stuck_extract(query: str, today: dt.date, *, deadline: float | None = None) -> Any:
+        release.wait(timeout=60)  # until the test is over
+        return real_extract(query, today)
+
+    monkeypatch.setattr(router_module, "extract", stuck_extract)
+    monkeypatch.setattr(router_module, "_GRACE_SECONDS", 0.0)
+    try:
+        decision = await route_in_thread(TripRequest(query=REFERENCE), TODAY, time_limit=0)
+    finally:
+        release.set()
+    assert isinstance(decision, QueryNotRead)
+
+
+def test_the_time_limit_is_sane() -> None:
+    assert 0 < EXTRACTION_TIME_LIMIT_SECONDS <= 10
+
+
+# -- odd but valid requests ----------------------------------------------------------------------
+
+LONGEST = "x" * 120  # ShortText's max_length
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"query": "a" * 2000},
+        {"query": adversarial_queries.run_between("March 1", "x")},
+        {"query": "\u0663 days in Paris for \uff12, \u017fix nights, \u0130n May"},
+        {"destination": LONGEST, "origin": LONGEST, "traveler_name": LONGEST},
+        {"destination": "Rome", "interests": []},
+        {"destination": "Rome", "interests": ["y" * 40] * 10},
+        {"query": "trip", "dining": {"cuisine": LONGEST, "count": 0}},
+        {"query": "\u0000\ufeff\u200d trip to Rome \U0001f600"},
+        {"destination": "\u0663\u0663\u0663", "start_date": dt.date.max, "end_date": dt.date.min},
+    ],
+)
+def test_odd_but_valid_requests_route(request_fields: dict[str, Any]) -> None:
+    decision = decide(**request_fields)
+    assert decision.reason.endswith(".")
