@@ -51,6 +51,7 @@ test: lint typecheck compose-check pytest ## Everything CI runs: lint, type chec
 
 bench: setup redis-server ## MCP latency/throughput against a bare FastAPI floor (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
+	$(RUN) python -m bench.extraction
 
 TRIPS ?= 1000
 chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)
