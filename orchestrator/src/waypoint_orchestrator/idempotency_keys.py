@@ -33,6 +33,7 @@ LEASE_SECONDS = 10
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # KEYS[1] the record; ARGV: fingerprint, proposed trip id, lease ms, ttl s, owner token.
+# (Every script here may run twice for one call: the client retries after a lost reply.)
 _CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,6 +47,7 @@ end
 if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'mismatch', '', ''} end
 if state ~= 'pending' then return {'replay', redis.call('HGET', KEYS[1], 'response'), ''} end
 local trip = redis.call('HGET', KEYS[1], 'trip')
+if trip and redis.call('HGET', KEYS[1], 'owner') == ARGV[5] then return {'claimed', trip, '1'} end
 local lease = tonumber(redis.call('HGET', KEYS[1], 'lease') or '0')
 if (not trip) or lease > now then return {'in_flight', '', ''} end
 redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[3]), 'owner', ARGV[5])
@@ -63,12 +65,14 @@ return 0
 
 # KEYS[1] the record; ARGV: owner token, old trip id, new trip id.
 _REBIND = """
-if redis.call('HGET', KEYS[1], 'state') == 'pending' and redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
-   and redis.call('HGET', KEYS[1], 'trip') == ARGV[2] then
-  redis.call('HSET', KEYS[1], 'trip', ARGV[3])
-  return 1
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
+  return 0
 end
-return 0
+local trip = redis.call('HGET', KEYS[1], 'trip')
+if trip == ARGV[3] then return 1 end
+if trip ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'trip', ARGV[3])
+return 1
 """
 
 

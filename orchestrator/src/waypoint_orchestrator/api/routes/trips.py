@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Header, Request
@@ -31,6 +32,10 @@ router = APIRouter(prefix="/v1/trips", tags=["trips"])
 Event = tuple[str, dict[str, Any]]
 # Fresh trip ids to try when the one in hand turns out tombstoned (its creation was given up).
 CREATE_ATTEMPTS = 3
+# Settling a write whose outcome is unknown: tries, and the pause between them.
+SETTLE_ATTEMPTS = 3
+SETTLE_PAUSE_SECONDS = 1.0
+T = TypeVar("T")
 # Internal fields of a stored trip that no answer shows.
 _INTERNAL = frozenset({"jobs", "refused_jobs"})
 
@@ -297,7 +302,8 @@ async def _store_trip(
                 # Whether the create was applied is unknown: make it one or the other for good.
                 # If that fails too, the job stays: it runs if the trip was stored, else a worker
                 # tombstones the id; a retry with the same Idempotency-Key finds the trip.
-                outcome = "exists" if await store.bury(trip_id) == "exists" else "refused"
+                buried = await _settled(functools.partial(store.bury, trip_id))
+                outcome = "exists" if buried == "exists" else "refused"
         if outcome == "created":
             return trip, False
         if outcome == "exists":
@@ -355,14 +361,21 @@ async def _update_with_job(
     if change(trip.model_copy(deep=True))[1]:  # predicted on the trip as loaded
         job_id = await services.queue.enqueue(trip.id, action)
     changed: Trip | None = None
+    attempted = False  # a change was sent that may have been stored
     try:
         for _ in range(CREATE_ATTEMPTS):
             used = False
-            events: list[Event] = []
 
             def apply(t: Trip, job: str | None = job_id) -> list[Event]:
-                nonlocal used, changed, events
+                nonlocal used, changed, attempted
+                changed = t
+                if t.jobs.get(marker) == token:
+                    # This change is stored already: the transaction ran again after its reply
+                    # was lost (redis-py retries a watched transaction as a WatchError).
+                    used = t.jobs.get(action) == job
+                    return []
                 events, needs_job = change(t)
+                attempted = attempted or bool(events)
                 used = needs_job
                 if needs_job:
                     if job is None or job in t.refused_jobs:
@@ -370,7 +383,6 @@ async def _update_with_job(
                     t.jobs = {**t.jobs, action: job}
                 if events:
                     t.jobs = {**t.jobs, marker: token}
-                changed = t
                 return events
 
             try:
@@ -381,10 +393,10 @@ async def _update_with_job(
                 job_id = await services.queue.enqueue(trip.id, action)
                 continue
             except REDIS_UNAVAILABLE:
-                if not events:
+                if not attempted:
                     raise  # nothing was to change
                 # If this fails too, the job (if any) stays: it runs if the change was stored.
-                if not await services.store.resolve_job(trip.id, marker, token):
+                if not await _settled(functools.partial(services.store.resolve_job, trip.id, marker, token)):
                     if job_id is not None:
                         await _discard_job(services, job_id)
                     raise
@@ -399,6 +411,17 @@ async def _update_with_job(
     raise Problem(
         503, "storage-unavailable", "the trip could not be changed; try again", headers={"Retry-After": "1"}
     )
+
+
+async def _settled(decide: Callable[[], Awaitable[T]]) -> T:
+    """Run `decide` (settling a write whose outcome is unknown), trying for a few seconds more
+    while Redis is unreachable: an answer then is worth more than a quick 503."""
+    for _ in range(SETTLE_ATTEMPTS - 1):
+        try:
+            return await decide()
+        except REDIS_UNAVAILABLE:
+            await asyncio.sleep(SETTLE_PAUSE_SECONDS)
+    return await decide()
 
 
 class _NeedsJob(Exception):
