@@ -101,7 +101,9 @@ def _words() -> list[str]:
     units = ["a ", "a couple of ", "for 1 ", "me and my 2 friends ", "2 adults ", "3 days ", "3 nights "]
     units += ["fancy ", "fancy , ", "very fancy and ", "sushi ", "fancy sushi dinner ", "no dinners "]
     units += ["hiking ", "flights only ", "book a table ", "car rental ", "the ", "Abc-def ", "trip "]
-    return [fill(unit) for unit in units]
+    # A first word glued to the one before it ("xfancy"): the search goes on inside it.
+    glued = ["x" + fill("fancy ", MAX_QUERY - 7) + "dinner", fill("xfancy ", MAX_QUERY - 7) + "dinner"]
+    return [fill(unit) for unit in units] + glued
 
 
 def _unicode() -> list[str]:

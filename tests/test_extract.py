@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import adversarial_queries, regex_audit
+from waypoint_common import geography
 from waypoint_orchestrator import extract as extract_module
 from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract
 from waypoint_orchestrator.models import DiningWish
@@ -653,6 +654,25 @@ def test_adversarial_queries_are_read(family: str, queries: list[str]) -> None:
         assert len(query.strip()) <= adversarial_queries.MAX_QUERY
         found = read(query)
         assert isinstance(found, Extraction), family
+
+
+def test_names_are_normalized_word_by_word_as_geography_does_it_whole() -> None:
+    """The place reader normalizes each word once and joins them; the same as the whole run."""
+    families = adversarial_queries.corpus()
+    queries = [q for family in ("places", "unicode", "generated") for q in families[family]]
+    queries += ["Val-d'Is\u00e8re. Saint  Paul\tde Vence, \u00c5re \u0130zmir O'Hare"]
+    queries += ["\u03a3\u039f\u03a3 \u00df Paris"]
+    for query in queries:
+        words = list(extract_module._WORD.finditer(query))
+        keys: dict[str, str] = {}
+        for i in range(len(words)):
+            for j in range(i, min(i + extract_module._MAX_PLACE_WORDS, len(words))):
+                gaps = (query[words[k].end() : words[k + 1].start()] for k in range(i, j))
+                if not all(extract_module._WORD_GAP.fullmatch(gap) for gap in gaps):
+                    break
+                names = [w.group(0) for w in words[i : j + 1]]
+                text = query[words[i].start() : words[j].end()]
+                assert extract_module._normalized(names, keys) == geography.normalize(text), text
 
 
 def test_long_runs_of_whitespace_keep_the_meaning() -> None:

@@ -5,8 +5,8 @@ over what the text says. Dates are one field in spirit: a structured start or en
 the dates read from the text, and a structured length replaces a last day read from it, so that
 the two sources are never mixed into a range neither of them meant.
 
-Reading the text takes time proportional to its length (at most a few tens of milliseconds for
-the longest query a request may carry), and it never runs on the event loop: `route_in_thread`
+Reading the text takes time proportional to its length (the worst adversarial query a request
+may carry takes ~15 ms: bench/extraction.py), and it never runs on the event loop: `route_in_thread`
 runs `route` on a small thread pool of its own, with a time limit (`EXTRACTION_TIME_LIMIT_SECONDS`
 by default). The extractor checks its deadline between patterns and words, so a run past the
 limit stops there; the decision is then a `QueryNotRead`, which the gate turns into one problem
@@ -30,6 +30,7 @@ __all__ = [
     "EXTRACTION_TIME_LIMIT_SECONDS",
     "QUERY_NOT_READ",
     "QueryNotRead",
+    "query_not_read",
     "route",
     "route_in_thread",
 ]
@@ -123,9 +124,10 @@ async def route_in_thread(request: TripRequest, today: dt.date, *, time_limit: f
     """`route` off the event loop, reading the query for at most `time_limit` seconds.
 
     The limit runs from when a router thread takes the request up (waiting for a free thread
-    is not the query's fault), and the loop waits `_GRACE_SECONDS` more at most: past either,
-    the decision is `query_not_read(request)`, the same whichever fired. A request without a
-    query reads no text and is routed at once, on the loop.
+    is not the query's fault); the loop itself waits at most `time_limit + _GRACE_SECONDS` from
+    the call (a request still queued then is never read). Past either, the decision is
+    `query_not_read(request)`, the same whichever fired. A request without a query reads no
+    text and is routed at once, on the loop.
     """
     if not request.query:
         return route(request, today)
