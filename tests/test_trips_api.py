@@ -382,3 +382,29 @@ async def test_cancel_while_booking_undoes_what_was_booked(
     assert all(b["status"] == "cancelled" for b in trip["bookings"])
     found = await bookings_of(redis, trip_id)
     assert all(status == "cancelled" for statuses in found.values() for status in statuses), found
+
+
+def headers(**extra: str) -> dict[str, str]:
+    """Headers of this module's newer requests (one place to add credentials)."""
+    return dict(extra)
+
+
+def test_last_event_id_outside_the_stream_is_400(orchestrator: ServiceProcess) -> None:
+    trip = settle(orchestrator, {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"})
+    url = f"{orchestrator.base_url}/v1/trips/{trip['id']}/events"
+    events = read_sse(url)
+    ids = [e.id for e in events]
+    ms, seq = (int(part) for part in ids[-1].split("-"))
+    beyond = [f"{ms}-{seq + 1}", f"{ms + 1}-0", "18446744073709551615-18446744073709551615"]
+    malformed = ["99999999999999999999999-0", "18446744073709551616-0", "0-18446744073709551616"]
+    for bad in [*beyond, *malformed, "", "abc", "1-", "-1", "1-2-3", "+1-0"]:
+        response = httpx2.get(
+            url, headers=headers(**{"Accept": "text/event-stream", "Last-Event-ID": bad}), timeout=10
+        )
+        assert response.status_code == 400, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"] == "/problems/invalid-last-event-id"
+    # Ids inside the stream resume after them; the last one gives the rest: nothing.
+    assert [e.id for e in read_sse(url, last_event_id=ids[1])] == ids[2:]
+    assert read_sse(url, last_event_id=ids[-1]) == []
+    assert [e.id for e in read_sse(url, last_event_id="0-0")] == ids

@@ -1,18 +1,33 @@
-"""Two orchestrator processes on one Redis share the queue: every trip runs once."""
+"""Workers: two orchestrator processes on one Redis share the queue and run every trip once; a
+job that raises ends its trip at once."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
+import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from redis.asyncio import Redis
 
 from tests.support import RedisServer, ServiceProcess, orchestrator_env, read_sse
+from waypoint_orchestrator.jobs import GROUP, STREAM
+from waypoint_orchestrator.models import (
+    BookingRecord,
+    BudgetUse,
+    Itinerary,
+    PlaceRef,
+    ResolvedTrip,
+    Trip,
+    TripRequest,
+)
 
 TRIPS = 40
 
@@ -74,3 +89,80 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
         assert kinds.count("trip.settled") == 1
         assert kinds.count("router.decided") == 1
         assert kinds.count("step.finished") == len(trips[trip_id]["steps"])
+
+
+def headers(**extra: str) -> dict[str, str]:
+    """Every request's headers (one place to add credentials)."""
+    return dict(extra)
+
+
+async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
+    orchestrator: ServiceProcess, redis: Redis
+) -> None:
+    """A job that raises is not delivered again and again (a deterministic failure would only
+    repeat until `no_progress`, minutes later): the trip is `failed` with reason `error` at once,
+    after compensating the bookings it holds; the job leaves the queue."""
+    trip_id = uuid.uuid4().hex
+    # The trip records its book job; the job is queued with that id once the trip is stored.
+    seconds, micros = await redis.time()
+    job_id = f"{seconds * 1000 + micros // 1000 + 1000}-0"
+    start = dt.date.today() + dt.timedelta(days=40)
+    denver = PlaceRef(code="DEN", city="Denver", country="US", lat=39.86, lon=-104.67, tz="America/Denver")
+    created = dt.datetime.now(dt.UTC)
+    trip = Trip(
+        id=trip_id,
+        tenant="public",
+        status="booking",
+        created_at=created,
+        updated_at=created,
+        request=TripRequest(destination="Denver", start_date=start, days=3, travelers=1),
+        resolved=ResolvedTrip(
+            kind="full_trip",
+            destination=denver,
+            start_date=start,
+            end_date=start + dt.timedelta(days=2),
+            travelers=1,
+        ),
+        # A flight offer the saga cannot read (no carrier, no slices): the job raises KeyError.
+        itinerary=Itinerary(
+            summary="broken",
+            days=[],
+            flight={"offer_id": "not-an-offer"},
+            budget=BudgetUse(budget_usd=None, total_usd=0),
+        ),
+        bookings=[
+            BookingRecord(
+                kind="hotel",
+                booking_id="HB-0000000000-NOPE",
+                request_id=f"{trip_id}:book_hotel",
+                status="confirmed",
+                amount_usd=100,
+                description="a booking the compensation must try to undo",
+            )
+        ],
+        jobs={"plan": "0-1", "book": job_id},
+    )
+    await redis.set(f"{{trip:{trip_id}}}", trip.model_dump_json())
+    await redis.xadd(STREAM, {"trip_id": trip_id, "action": "book"}, id=job_id)
+
+    deadline = time.monotonic() + 30
+    found: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        url = f"{orchestrator.base_url}/v1/trips/{trip_id}"
+        found = httpx2.get(url, headers=headers(), timeout=10).json()
+        if found["status"] == "failed":
+            break
+        await asyncio.sleep(0.2)
+    assert found["status"] == "failed", found
+    assert found["termination"]["reason"] == "error"
+    assert found["termination"]["detail"].startswith("KeyError in the book job")
+    assert "not-an-offer" not in found["termination"]["detail"]
+    # It compensated first: the hotel booking was asked to be cancelled (the tool server does not
+    # know it, so a person has to look).
+    assert found["manual_intervention_required"] is True
+    events = [e.event for e in read_sse(f"{orchestrator.base_url}/v1/trips/{trip_id}/events")]
+    assert "compensation.failed" in events
+    assert events[-1] == "trip.settled"
+    assert await redis.xrange(STREAM, min=job_id, max=job_id) == []
+    pending: Any = await redis.xpending_range(STREAM, GROUP, min=job_id, max=job_id, count=1)
+    assert pending == []
