@@ -281,8 +281,10 @@ async def _store_trip(
     """Queue the plan job, then create the trip recording it: (the stored trip, whether an
     earlier request with the same Idempotency-Key had stored it).
 
-    Raises (and the request is answered 503) only when nothing is stored under the trip id and
-    nothing ever will be (it is tombstoned, or was never created and its job is dropped).
+    Raises (and the request is answered 503) when nothing is stored under the trip id and
+    nothing ever will be (it is tombstoned, or was never created and its job is dropped), with
+    one exception: when the create's reply is lost and Redis stays unreachable while this tries
+    to settle it, the trip may have been stored; a retry with the same Idempotency-Key finds it.
     """
     store = services.store
     if resumed:
