@@ -26,7 +26,7 @@ from typing import Any
 import httpx2
 import redis
 
-from tests.support import RedisServer, ServiceProcess, free_port, orchestrator_env
+from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
@@ -178,7 +178,10 @@ class Chaos:
             attempt += 1
             try:
                 response = httpx2.post(
-                    f"{target.base_url}/v1/trips", json=body, headers={"Idempotency-Key": key}, timeout=10
+                    f"{target.base_url}/v1/trips",
+                    json=body,
+                    headers=api_headers(target, {"Idempotency-Key": key}),
+                    timeout=10,
                 )
                 if response.status_code == 202:
                     return str(response.json()["id"])
@@ -216,7 +219,9 @@ class Chaos:
     def _get(self, trip_id: str) -> dict[str, Any] | None:
         for service in self.orchestrators:
             try:
-                response = httpx2.get(f"{service.base_url}/v1/trips/{trip_id}", timeout=10)
+                response = httpx2.get(
+                    f"{service.base_url}/v1/trips/{trip_id}", headers=api_headers(service), timeout=10
+                )
                 if response.status_code == 200:
                     trip: dict[str, Any] = response.json()
                     return trip

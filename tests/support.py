@@ -295,10 +295,15 @@ class SseEvent:
 
 
 def read_sse(
-    url: str, *, last_event_id: str | None = None, limit: int | None = None, timeout: float = 60
+    url: str,
+    *,
+    auth: Mapping[str, str],
+    last_event_id: str | None = None,
+    limit: int | None = None,
+    timeout: float = 60,
 ) -> list[SseEvent]:
     """Read a server-sent event stream until it ends (or `limit` events), ignoring comments."""
-    headers = {"Accept": "text/event-stream"}
+    headers = {**auth, "Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     events: list[SseEvent] = []
@@ -374,3 +379,28 @@ def make_key(
     result = admin_command(redis_url, *args)
     stored = json.loads(result.stderr.strip().splitlines()[-1])
     return ApiKey(tenant=tenant, key=result.stdout.strip(), id=str(stored["id"]))
+
+
+SUITE_TENANT = "suite"
+_SUITE_KEYS: dict[str, ApiKey] = {}
+
+
+def suite_key(redis_url: str) -> ApiKey:
+    """The suite's own API key on this Redis: every scope, limits out of the way of other tests.
+
+    Made once per Redis with `waypoint-admin`; tests of the limits themselves make keys of their own.
+    """
+    if redis_url not in _SUITE_KEYS:
+        _SUITE_KEYS[redis_url] = make_key(
+            redis_url,
+            SUITE_TENANT,
+            requests_per_minute=100_000,
+            concurrent_waits=10_000,
+            daily_spend_usd=10_000_000,
+        )
+    return _SUITE_KEYS[redis_url]
+
+
+def api_headers(service: ServiceProcess, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Headers for a call to an orchestrator's API: the suite's key on that orchestrator's Redis."""
+    return {**suite_key(service.env["REDIS_URL"]).headers, **(extra or {})}

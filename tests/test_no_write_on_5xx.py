@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.redisproxy import RedisProxy
-from tests.support import RedisServer, ServiceProcess, orchestrator_env
+from tests.support import RedisServer, ServiceProcess, orchestrator_env, suite_key
 from waypoint_orchestrator import store as trip_store
 from waypoint_orchestrator.jobs import STREAM
 from waypoint_orchestrator.models import Trip, TripRequest
@@ -33,28 +33,29 @@ SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed
 BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
 
 
-def headers(**extra: str) -> dict[str, str]:
-    """Every request's headers (one place to add credentials)."""
-    return dict(extra)
-
-
 @dataclass
 class Fleet:
     orchestrator: ServiceProcess
     proxy: RedisProxy
     redis_server: RedisServer
 
+    def headers(self, **extra: str) -> dict[str, str]:
+        """The suite's API key, made on the real Redis (not through the proxy that the test cuts)."""
+        return {**suite_key(self.redis_server.url).headers, **extra}
+
     def post(self, body: dict[str, Any], **extra: str) -> httpx2.Response:
         return httpx2.post(
-            f"{self.orchestrator.base_url}/v1/trips", json=body, headers=headers(**extra), timeout=60
+            f"{self.orchestrator.base_url}/v1/trips", json=body, headers=self.headers(**extra), timeout=60
         )
 
     def get(self, trip_id: str) -> httpx2.Response:
-        return httpx2.get(f"{self.orchestrator.base_url}/v1/trips/{trip_id}", headers=headers(), timeout=30)
+        return httpx2.get(
+            f"{self.orchestrator.base_url}/v1/trips/{trip_id}", headers=self.headers(), timeout=30
+        )
 
     def confirm(self, trip_id: str) -> httpx2.Response:
         return httpx2.post(
-            f"{self.orchestrator.base_url}/v1/trips/{trip_id}/confirm", headers=headers(), timeout=60
+            f"{self.orchestrator.base_url}/v1/trips/{trip_id}/confirm", headers=self.headers(), timeout=60
         )
 
 
@@ -66,6 +67,7 @@ def fleet(servers: dict[str, ServiceProcess], log_dir: Path) -> Iterator[Fleet]:
     # A short job lease: a job handed to a worker whose reply the cut lost is taken over soon.
     env = orchestrator_env(proxy.url, servers, WAYPOINT_WORKERS="2", WAYPOINT_JOB_LEASE_SECONDS="5")
     service = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
+    suite_key(state.url)  # the API key exists before any test cuts the proxy
     yield Fleet(service, proxy, state)
     service.stop()
     proxy.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support import RedisServer, ServiceProcess, orchestrator_env
+from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env
 
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
@@ -29,6 +29,7 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
         def submit(day: int) -> str:
             response = httpx2.post(
                 f"{orchestrator.base_url}/v1/trips",
+                headers=api_headers(orchestrator),
                 json={
                     "query": f"3-day trip to Boston from Denver on October {day} for two, budget $5000",
                     "book": True,
@@ -45,6 +46,7 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
 
         refused = httpx2.post(
             f"{orchestrator.base_url}/v1/trips",
+            headers=api_headers(orchestrator),
             json={"query": "3-day trip to Boston from Denver on October 20 for two, budget $5000"},
             timeout=30,
         )
@@ -60,9 +62,11 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
         statuses: dict[str, str] = {}
         while time.monotonic() < deadline:
             statuses = {
-                trip_id: httpx2.get(f"{orchestrator.base_url}/v1/trips/{trip_id}", timeout=10).json()[
-                    "status"
-                ]
+                trip_id: httpx2.get(
+                    f"{orchestrator.base_url}/v1/trips/{trip_id}",
+                    headers=api_headers(orchestrator),
+                    timeout=10,
+                ).json()["status"]
                 for trip_id in accepted
             }
             if set(statuses.values()) <= SETTLED:

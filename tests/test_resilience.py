@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, orchestrator_env
+from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env
 from waypoint_common.resilience import CircuitBreaker, CircuitOpen, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 
@@ -54,7 +54,10 @@ def no_faults(servers: dict[str, ServiceProcess]) -> Iterator[None]:
 
 def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
     response = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips", json=body, headers={"Prefer": "wait=60"}, timeout=90
+        f"{orchestrator.base_url}/v1/trips",
+        json=body,
+        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
+        timeout=90,
     )
     assert response.status_code == 200, response.text
     trip: dict[str, Any] = response.json()
@@ -138,6 +141,7 @@ def test_limits_above_the_cap_are_refused(
     orchestrator, _ = resilient
     response = httpx2.post(
         f"{orchestrator.base_url}/v1/trips",
+        headers=api_headers(orchestrator),
         json={"query": FULL_TRIP.format(day="May 19"), "limits": {"max_tool_calls": 100_000}},
     )
     assert response.status_code == 422

@@ -16,7 +16,15 @@ import httpx2
 import pytest
 
 from tests.otlp import OtlpReceiver, Span, is_descendant, latest_points, missing_parents, spans_of_trace
-from tests.support import RedisServer, ServiceProcess, free_port, orchestrator_env
+from tests.support import (
+    SERVICE_TOKEN,
+    RedisServer,
+    ServiceProcess,
+    api_headers,
+    free_port,
+    orchestrator_env,
+    suite_key,
+)
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 SERVICES = {*TOOL_SERVERS, "orchestrator"}
@@ -51,7 +59,7 @@ def book(orchestrator: ServiceProcess, query: str, **headers: str) -> dict[str, 
     response = httpx2.post(
         f"{orchestrator.base_url}/v1/trips",
         json={"query": query, "book": True, "traveler_name": TRAVELLER},
-        headers={"Prefer": "wait=60", **headers},
+        headers=api_headers(orchestrator, {"Prefer": "wait=60", **headers}),
         timeout=90,
     )
     assert response.status_code == 200, response.text
@@ -211,26 +219,41 @@ def test_per_tool_metrics_count_the_calls_made(
     assert latest_points(receiver.metrics(), "waypoint.trip.cost")
 
 
-def test_no_traveller_name_or_authorization_is_exported(
+def test_no_traveller_name_api_key_or_service_token_is_exported_or_logged(
     traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
 ) -> None:
     receiver, fleet = traced
+    orchestrator = fleet["orchestrator"]
     trip = book(
-        fleet["orchestrator"],
+        orchestrator,
         "3-day trip to Seattle from Miami on July 8 for two with a fancy dinner, budget $5000",
-        Authorization=SECRET,
     )
     spans = trace_of(receiver, trip)
     assert spans
-    token = SECRET.split()[-1]
+    key = suite_key(orchestrator.env["REDIS_URL"]).key
+    # A refused key is not exported either (nor the header it came in).
+    refused = httpx2.get(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}", headers={"Authorization": SECRET}, timeout=10
+    )
+    assert refused.status_code == 401
+    credentials = [key, key.rsplit("_", 1)[1], SECRET.split()[-1], SERVICE_TOKEN]
     exported = [*receiver.spans(), *receiver.logs()]
     for item in exported:
         text = repr(item)
         assert TRAVELLER not in text
         assert "Lovelace" not in text
-        assert token not in text
+        for credential in credentials:
+            assert credential not in text
     for span in receiver.spans():
-        assert not any("authorization" in key.lower() for key in span.attributes)
+        assert not any("authorization" in name.lower() for name in span.attributes)
+    # The tenant and the key's id (not the key) are on the request's span.
+    assert any(
+        s.attributes.get("waypoint.api_key.id") == suite_key(orchestrator.env["REDIS_URL"]).id for s in spans
+    )
+    for service in fleet.values():
+        logged = service.log_path.read_text()
+        for credential in credentials:
+            assert credential not in logged, service.name
 
 
 def test_trips_succeed_when_the_collector_is_unreachable(
@@ -249,7 +272,7 @@ def test_trips_succeed_when_the_collector_is_unreachable(
             response = httpx2.post(
                 f"{orchestrator.base_url}/v1/trips",
                 json={"query": f"2-day trip to Austin from Dallas on August {day} for one, budget $3000"},
-                headers={"Prefer": "wait=30"},
+                headers=api_headers(orchestrator, {"Prefer": "wait=30"}),
                 timeout=60,
             )
             assert response.status_code == 200, response.text

@@ -14,18 +14,23 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import ServiceProcess, read_sse
+from tests.support import ServiceProcess, api_headers, read_sse
 
 PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
 BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
+SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
 
 def post(orchestrator: ServiceProcess, body: dict[str, Any], **headers: str) -> httpx2.Response:
-    return httpx2.post(f"{orchestrator.base_url}/v1/trips", json=body, headers=headers, timeout=90)
+    return httpx2.post(
+        f"{orchestrator.base_url}/v1/trips", json=body, headers=api_headers(orchestrator, headers), timeout=90
+    )
 
 
 def get(orchestrator: ServiceProcess, trip_id: str) -> dict[str, Any]:
-    response = httpx2.get(f"{orchestrator.base_url}/v1/trips/{trip_id}", timeout=10)
+    response = httpx2.get(
+        f"{orchestrator.base_url}/v1/trips/{trip_id}", headers=api_headers(orchestrator), timeout=10
+    )
     response.raise_for_status()
     trip: dict[str, Any] = response.json()
     return trip
@@ -111,7 +116,9 @@ async def test_patagonia_free_text_is_planned_then_booked_once(
     assert await bookings_of(redis, trip["id"]) == {}
 
     confirmed = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm", headers={"Prefer": "wait=60"}, timeout=90
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm",
+        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
+        timeout=90,
     )
     assert confirmed.status_code == 200, confirmed.text
     booked = confirmed.json()
@@ -123,7 +130,11 @@ async def test_patagonia_free_text_is_planned_then_booked_once(
         "dinner": ["confirmed"],
     }
     # Confirming again changes nothing.
-    again = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm", timeout=30)
+    again = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm",
+        headers=api_headers(orchestrator),
+        timeout=30,
+    )
     assert again.status_code == 202
     assert again.json()["status"] == "booked"
     assert await bookings_of(redis, trip["id"]) == {
@@ -168,6 +179,9 @@ async def test_idempotency_key_replays_sequentially_and_concurrently(
             assert r.headers["Retry-After"]
     after = len([k async for k in redis.scan_iter(match="{trip:*}", count=1000)])
     assert after - before == 1
+    # Both trips settle here, so their searches do not run into the next test's count of calls.
+    for trip_id in (first.json()["id"], accepted[0].json()["id"]):
+        wait_status(orchestrator, trip_id, SETTLED)
 
 
 def test_idempotency_key_format_is_checked(orchestrator: ServiceProcess) -> None:
@@ -250,7 +264,7 @@ def test_event_stream_shows_every_step_and_resumes(orchestrator: ServiceProcess)
     )
     assert trip["status"] == "planned", trip
     url = f"{orchestrator.base_url}/v1/trips/{trip['id']}/events"
-    events = read_sse(url)
+    events = read_sse(url, auth=api_headers(orchestrator))
     kinds = [e.event for e in events]
     assert kinds[0] == "trip.accepted"
     assert kinds[-1] == "trip.settled"
@@ -272,11 +286,13 @@ def test_event_stream_shows_every_step_and_resumes(orchestrator: ServiceProcess)
     ids = [e.id for e in events]
     assert len(set(ids)) == len(ids)
     # Reconnect after the fifth event: the rest, once each, in order.
-    resumed = read_sse(url, last_event_id=events[4].id)
+    resumed = read_sse(url, auth=api_headers(orchestrator), last_event_id=events[4].id)
     assert [e.id for e in resumed] == ids[5:]
     # A stream followed live from the start ends with the trip's settlement too.
     live = post(orchestrator, {"query": "3-day trip to Oslo from Paris on July 7 for one, budget 2000 EUR"})
-    live_events = read_sse(f"{orchestrator.base_url}/v1/trips/{live.json()['id']}/events")
+    live_events = read_sse(
+        f"{orchestrator.base_url}/v1/trips/{live.json()['id']}/events", auth=api_headers(orchestrator)
+    )
     assert live_events[-1].event == "trip.settled"
     assert [e.id for e in live_events] == sorted(
         {e.id for e in live_events}, key=lambda i: tuple(map(int, i.split("-")))
@@ -294,7 +310,9 @@ async def test_cancel_undoes_every_booking(orchestrator: ServiceProcess, redis: 
     )
     assert trip["status"] == "booked", trip
     cancelled = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel", headers={"Prefer": "wait=60"}, timeout=90
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel",
+        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
+        timeout=90,
     )
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
@@ -303,24 +321,36 @@ async def test_cancel_undoes_every_booking(orchestrator: ServiceProcess, redis: 
         "hotel": ["cancelled"],
         "dinner": ["cancelled"],
     }
-    again = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel", timeout=30)
+    again = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/cancel", headers=api_headers(orchestrator), timeout=30
+    )
     assert again.status_code == 200
     assert again.json()["status"] == "cancelled"
 
 
 def test_errors_are_problem_documents(orchestrator: ServiceProcess) -> None:
     cases = [
-        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={"travelers": 0, "destination": "Rome"}),
-        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={}),
-        httpx2.post(f"{orchestrator.base_url}/v1/trips", json={"query": "x", "surprise": True}),
+        httpx2.post(
+            f"{orchestrator.base_url}/v1/trips",
+            headers=api_headers(orchestrator),
+            json={"travelers": 0, "destination": "Rome"},
+        ),
+        httpx2.post(f"{orchestrator.base_url}/v1/trips", headers=api_headers(orchestrator), json={}),
+        httpx2.post(
+            f"{orchestrator.base_url}/v1/trips",
+            headers=api_headers(orchestrator),
+            json={"query": "x", "surprise": True},
+        ),
         httpx2.post(
             f"{orchestrator.base_url}/v1/trips",
             content=b"{not json",
-            headers={"content-type": "application/json"},
+            headers=api_headers(orchestrator, {"content-type": "application/json"}),
         ),
-        httpx2.get(f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}"),
-        httpx2.get(f"{orchestrator.base_url}/v1/trips/not-an-id"),
-        httpx2.post(f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}/confirm"),
+        httpx2.get(f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}", headers=api_headers(orchestrator)),
+        httpx2.get(f"{orchestrator.base_url}/v1/trips/not-an-id", headers=api_headers(orchestrator)),
+        httpx2.post(
+            f"{orchestrator.base_url}/v1/trips/{uuid.uuid4().hex}/confirm", headers=api_headers(orchestrator)
+        ),
     ]
     statuses = [r.status_code for r in cases]
     assert statuses == [422, 422, 422, 400, 404, 404, 404]
@@ -335,7 +365,9 @@ def test_errors_are_problem_documents(orchestrator: ServiceProcess) -> None:
 def test_only_planned_trips_can_be_confirmed(orchestrator: ServiceProcess) -> None:
     trip = settle(orchestrator, {"query": "trip to Patagonia from Seattle for two, under $3000"})
     assert trip["status"] == "needs_input"
-    response = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm")
+    response = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip['id']}/confirm", headers=api_headers(orchestrator)
+    )
     assert response.status_code == 409
     assert response.json()["type"] == "/problems/trip-not-confirmable"
 
@@ -375,7 +407,9 @@ async def test_cancel_while_booking_undoes_what_was_booked(
     )
     trip_id = response.json()["id"]
     wait_status(orchestrator, trip_id, {"booking"})
-    cancel = httpx2.post(f"{orchestrator.base_url}/v1/trips/{trip_id}/cancel", timeout=30)
+    cancel = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{trip_id}/cancel", headers=api_headers(orchestrator), timeout=30
+    )
     assert cancel.status_code == 202
     trip = wait_status(orchestrator, trip_id, {"cancelled", "failed", "booked"})
     assert trip["status"] == "cancelled", trip["termination"]
@@ -384,27 +418,24 @@ async def test_cancel_while_booking_undoes_what_was_booked(
     assert all(status == "cancelled" for statuses in found.values() for status in statuses), found
 
 
-def headers(**extra: str) -> dict[str, str]:
-    """Headers of this module's newer requests (one place to add credentials)."""
-    return dict(extra)
-
-
 def test_last_event_id_outside_the_stream_is_400(orchestrator: ServiceProcess) -> None:
     trip = settle(orchestrator, {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"})
     url = f"{orchestrator.base_url}/v1/trips/{trip['id']}/events"
-    events = read_sse(url)
+    events = read_sse(url, auth=api_headers(orchestrator))
     ids = [e.id for e in events]
     ms, seq = (int(part) for part in ids[-1].split("-"))
     beyond = [f"{ms}-{seq + 1}", f"{ms + 1}-0", "18446744073709551615-18446744073709551615"]
     malformed = ["99999999999999999999999-0", "18446744073709551616-0", "0-18446744073709551616"]
     for bad in [*beyond, *malformed, "", "abc", "1-", "-1", "1-2-3", "+1-0"]:
         response = httpx2.get(
-            url, headers=headers(**{"Accept": "text/event-stream", "Last-Event-ID": bad}), timeout=10
+            url,
+            headers=api_headers(orchestrator, {"Accept": "text/event-stream", "Last-Event-ID": bad}),
+            timeout=10,
         )
         assert response.status_code == 400, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["type"] == "/problems/invalid-last-event-id"
     # Ids inside the stream resume after them; the last one gives the rest: nothing.
-    assert [e.id for e in read_sse(url, last_event_id=ids[1])] == ids[2:]
-    assert read_sse(url, last_event_id=ids[-1]) == []
-    assert [e.id for e in read_sse(url, last_event_id="0-0")] == ids
+    assert [e.id for e in read_sse(url, auth=api_headers(orchestrator), last_event_id=ids[1])] == ids[2:]
+    assert read_sse(url, auth=api_headers(orchestrator), last_event_id=ids[-1]) == []
+    assert [e.id for e in read_sse(url, auth=api_headers(orchestrator), last_event_id="0-0")] == ids

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, orchestrator_env, read_sse
+from tests.support import SUITE_TENANT, RedisServer, ServiceProcess, api_headers, orchestrator_env, read_sse
 from waypoint_orchestrator.jobs import GROUP, STREAM
 from waypoint_orchestrator.models import (
     BookingRecord,
@@ -61,7 +61,9 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
             "query": f"3-day trip to {cities[i % len(cities)]} from New York on September {i % 20 + 3} "
             f"for {i % 3 + 1}, budget $6000"
         }
-        response = httpx2.post(f"{target.base_url}/v1/trips", json=body, timeout=30)
+        response = httpx2.post(
+            f"{target.base_url}/v1/trips", headers=api_headers(target), json=body, timeout=30
+        )
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
 
@@ -73,7 +75,9 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
     while time.monotonic() < deadline and len(trips) < TRIPS:
         for trip_id in ids:
             if trip_id not in trips:
-                trip = httpx2.get(f"{first.base_url}/v1/trips/{trip_id}", timeout=10).json()
+                trip = httpx2.get(
+                    f"{first.base_url}/v1/trips/{trip_id}", headers=api_headers(first), timeout=10
+                ).json()
                 if trip["status"] in ("planned", "partial", "over_budget", "failed", "needs_input"):
                     trips[trip_id] = trip
         time.sleep(0.5)
@@ -84,16 +88,11 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
     processes = collections.Counter(t["worker"] for t in trips.values())
     assert len(processes) == 2, processes
     for trip_id in ids:
-        events = read_sse(f"{second.base_url}/v1/trips/{trip_id}/events")
+        events = read_sse(f"{second.base_url}/v1/trips/{trip_id}/events", auth=api_headers(second))
         kinds = [e.event for e in events]
         assert kinds.count("trip.settled") == 1
         assert kinds.count("router.decided") == 1
         assert kinds.count("step.finished") == len(trips[trip_id]["steps"])
-
-
-def headers(**extra: str) -> dict[str, str]:
-    """Every request's headers (one place to add credentials)."""
-    return dict(extra)
 
 
 async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
@@ -111,7 +110,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     created = dt.datetime.now(dt.UTC)
     trip = Trip(
         id=trip_id,
-        tenant="public",
+        tenant=SUITE_TENANT,
         status="booking",
         created_at=created,
         updated_at=created,
@@ -149,7 +148,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     found: dict[str, Any] = {}
     while time.monotonic() < deadline:
         url = f"{orchestrator.base_url}/v1/trips/{trip_id}"
-        found = httpx2.get(url, headers=headers(), timeout=10).json()
+        found = httpx2.get(url, headers=api_headers(orchestrator), timeout=10).json()
         if found["status"] == "failed":
             break
         await asyncio.sleep(0.2)
@@ -160,7 +159,12 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     # It compensated first: the hotel booking was asked to be cancelled (the tool server does not
     # know it, so a person has to look).
     assert found["manual_intervention_required"] is True
-    events = [e.event for e in read_sse(f"{orchestrator.base_url}/v1/trips/{trip_id}/events")]
+    events = [
+        e.event
+        for e in read_sse(
+            f"{orchestrator.base_url}/v1/trips/{trip_id}/events", auth=api_headers(orchestrator)
+        )
+    ]
     assert "compensation.failed" in events
     assert events[-1] == "trip.settled"
     assert await redis.xrange(STREAM, min=job_id, max=job_id) == []

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waypoint_orchestrator.apikeys import ApiKey
@@ -110,14 +111,19 @@ def caller_with(scope: KeyScope) -> Callable[..., Awaitable[Caller]]:
         gatekeeper: Gatekeeper = request.app.state.gatekeeper
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise unauthorized("an API key is required: Authorization: Bearer <key>", invalid=False)
-        key = await gatekeeper.authenticate(credentials.credentials)
+        # Its Redis calls are not spans of their own: they come before the trip is known, and
+        # every span of a trip's trace carries the trip id. The outcome goes on the request's span.
+        with suppress_instrumentation():
+            key = await gatekeeper.authenticate(credentials.credentials)
         if key is None:
             raise unauthorized("the API key is not valid (unknown, revoked or malformed)", invalid=True)
         caller = gatekeeper.caller(key)
         span = trace.get_current_span()
         span.set_attribute("waypoint.tenant", caller.tenant)
         span.set_attribute("waypoint.api_key.id", caller.key_id)
-        decision = await gatekeeper.charge_rate(caller)
+        with suppress_instrumentation():
+            decision = await gatekeeper.charge_rate(caller)
+        span.set_attribute("waypoint.ratelimit.remaining", decision.remaining)
         request.scope.setdefault("state", {})[_STATE_HEADERS] = decision.headers()
         if not decision.allowed:
             raise Problem(

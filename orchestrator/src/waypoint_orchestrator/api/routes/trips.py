@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -20,9 +21,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.telemetry import TRIP_ATTRIBUTE, current_traceparent, trip_context
 from waypoint_orchestrator.api.deps import Services, ServicesDep
+from waypoint_orchestrator.auth import Caller, caller_with
 from waypoint_orchestrator.idempotency_keys import StoredResponse, fingerprint, valid_key
 from waypoint_orchestrator.jobs import JobAction
-from waypoint_orchestrator.models import SETTLED_STATUSES, Termination, Trip, TripRequest
+from waypoint_orchestrator.models import SETTLED_STATUSES, SpendAuthority, Termination, Trip, TripRequest
 from waypoint_orchestrator.problems import Problem
 from waypoint_orchestrator.store import TransitionRefused, TripNotFound, now, parse_event_id
 
@@ -45,11 +47,34 @@ TRIP_ID = re.compile(r"^[0-9a-f]{32}$")
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed request or Idempotency-Key", **PROBLEM},
-    404: {"description": "No such trip", **PROBLEM},
+    401: {"description": "No API key, or one that is unknown or revoked (`WWW-Authenticate`)", **PROBLEM},
+    403: {"description": "The API key lacks the scope this needs", **PROBLEM},
+    404: {"description": "No such trip (or another tenant's)", **PROBLEM},
     409: {"description": "Conflicting state, or the same Idempotency-Key still in flight", **PROBLEM},
+    413: {"description": "Request body too large", **PROBLEM},
     422: {"description": "Invalid body, or an Idempotency-Key reused with another body", **PROBLEM},
+    429: {
+        "description": "Over the API key's request rate, or all its held requests are in use (`Retry-After`)",
+        **PROBLEM,
+    },
     503: {"description": "Trip storage unreachable", **PROBLEM},
 }
+Reader = Annotated[Caller, Depends(caller_with("trips:read"))]
+Writer = Annotated[Caller, Depends(caller_with("trips:write"))]
+Booker = Annotated[Caller, Depends(caller_with("trips:book"))]
+# A held request's slot outlives it by this much; an event stream renews its slot while open.
+SLOT_MARGIN_SECONDS = 10.0
+STREAM_SLOT_SECONDS = 30.0
+IDEMPOTENCY_KEY = Header(
+    alias="Idempotency-Key",
+    description="1 to 255 visible ASCII characters; a retry with the same key and body gets the same trip.",
+    json_schema_extra={"pattern": r"^[!-~]{1,255}$"},
+)
+LAST_EVENT_ID = Header(
+    alias="Last-Event-ID",
+    description="The id of the last event received (`<ms>-<seq>`): the stream resumes after it.",
+    json_schema_extra={"pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+)
 
 
 def _wait_seconds(prefer: str | None, cap: float) -> float | None:
@@ -72,13 +97,18 @@ def _trip_response(trip: Trip, status_code: int, headers: dict[str, str] | None 
     return JSONResponse(_trip_json(trip), status_code=status_code, headers=extra)
 
 
-async def _load(services: Services, trip_id: str) -> Trip:
+async def _load(services: Services, trip_id: str, caller: Caller) -> Trip:
+    """The caller's trip; another tenant's is answered exactly like one that does not exist."""
+    not_found = Problem(404, "trip-not-found", f"no trip {trip_id!r}")
     if not TRIP_ID.match(trip_id):
-        raise Problem(404, "trip-not-found", f"no trip {trip_id!r}")
+        raise not_found
     try:
-        return await _with_usage(services, await services.store.get(trip_id))
+        trip = await services.store.get(trip_id)
     except TripNotFound:
-        raise Problem(404, "trip-not-found", f"no trip {trip_id!r}") from None
+        raise not_found from None
+    if trip.tenant != caller.tenant:
+        raise not_found
+    return await _with_usage(services, trip)
 
 
 async def _with_usage(services: Services, trip: Trip) -> Trip:
@@ -108,6 +138,7 @@ async def _wait_until(services: Services, trip: Trip, seconds: float, done: froz
 
 async def _answer(
     services: Services,
+    caller: Caller,
     trip: Trip,
     prefer: str | None,
     *,
@@ -121,20 +152,38 @@ async def _answer(
 
     Only called once the request's change is stored: whatever goes wrong while waiting, the
     answer is the trip as last seen, `202`, never an error (a client told to retry would repeat
-    a change that was made).
+    a change that was made). Waiting takes one of the key's held-request slots; with none free
+    the preference is not applied (RFC 7240 allows that) and the answer comes at once.
     """
     wait = _wait_seconds(prefer, services.settings.max_wait_seconds)
     if wait is None:
         return _trip_response(trip, 200 if done is not None and trip.status in done else 202)
     try:
+        slot = await services.waits.take(caller.key_id, caller.concurrent_waits, wait + SLOT_MARGIN_SECONDS)
+    except Exception as exc:
+        log.warning("no wait slot for trip %s (%s); answering 202", trip.id, type(exc).__name__)
+        slot = None
+    if slot is None:
+        return _trip_response(trip, 202)
+    try:
         trip = await _wait_until(services, trip, wait, until)
     except Exception as exc:
         log.warning("waiting for trip %s failed (%s); answering 202", trip.id, type(exc).__name__)
         return _trip_response(trip, 202)
+    finally:
+        await _free_slot(services, caller, slot)
     finished = done if done is not None else until
     return _trip_response(
         trip, 200 if trip.status in finished else 202, {"Preference-Applied": f"wait={wait:g}"}
     )
+
+
+async def _free_slot(services: Services, caller: Caller, slot: str) -> None:
+    """Best effort: a slot not given back expires with its lease."""
+    try:
+        await asyncio.shield(services.waits.release(caller.key_id, slot))
+    except Exception as exc:
+        log.info("could not give back a wait slot (%s); its lease runs out", type(exc).__name__)
 
 
 async def _discard_job(services: Services, job_id: str) -> None:
@@ -162,7 +211,8 @@ def _trace_ids() -> tuple[str | None, str | None]:
 async def create_trip(
     body: TripRequest,
     services: ServicesDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    caller: Writer,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
     prefer: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Accept a trip request; it is planned by a worker. `202` with the trip and its `Location`.
@@ -170,8 +220,10 @@ async def create_trip(
     With `Idempotency-Key`, a replay returns the first response (`Idempotent-Replayed: true`);
     the same key with another body is `422`, and while the first request is still being
     accepted `409` with `Retry-After`. With `Prefer: wait=N` the answer waits up to N seconds
-    for the trip to settle and is then `200`.
+    for the trip to settle and is then `200`. Needs `trips:write`, and `trips:book` with `book`.
     """
+    if body.book:
+        caller.require("trips:book")
     payload = body.model_dump(mode="json")
     _, refused = services.settings.limits_for(body.limits)
     if refused:
@@ -181,13 +233,14 @@ async def create_trip(
             "; ".join(f"{f}: {r}" for f, r in refused),
             errors=[{"field": f, "message": r} for f, r in refused],
         )
-    return await _accept(body, payload, services, idempotency_key, prefer)
+    return await _accept(body, payload, services, caller, idempotency_key, prefer)
 
 
 async def _accept(
     body: TripRequest,
     payload: dict[str, Any],
     services: Services,
+    caller: Caller,
     idempotency_key: str | None,
     prefer: str | None,
 ) -> JSONResponse:
@@ -207,6 +260,8 @@ async def _accept(
             raise Problem(
                 400, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
             )
+        # Keys are the tenant's own: another tenant's use of the same key is another record.
+        idempotency_key = f"{caller.tenant}:{idempotency_key}"
         claim = await services.idempotency.claim(idempotency_key, fingerprint(payload), trip_id, owner)
         if claim.outcome == "mismatch":
             raise Problem(
@@ -230,7 +285,7 @@ async def _accept(
         trip_id, resumed = claim.trip_id, claim.resumed
 
     try:
-        trip, replayed = await _store_trip(body, trip_id, resumed, services, idempotency_key, owner)
+        trip, replayed = await _store_trip(body, trip_id, resumed, services, caller, idempotency_key, owner)
     except BaseException:
         if idempotency_key is not None:
             await asyncio.shield(_release(services, idempotency_key, owner))
@@ -249,15 +304,21 @@ async def _accept(
     if replayed:
         return _trip_response(trip, 202, {"Idempotent-Replayed": "true"})
     with trip_context(trip.id):
-        return await _answer(services, trip, prefer)
+        return await _answer(services, caller, trip, prefer)
 
 
-def _new_trip(body: TripRequest, trip_id: str, services: Services) -> Trip:
+def _spend_authority(caller: Caller) -> SpendAuthority:
+    """The key that asked to book: its daily booking spend pays for the trip's bookings."""
+    return SpendAuthority(key_id=caller.key_id, daily_cap_usd=caller.daily_spend_usd)
+
+
+def _new_trip(body: TripRequest, trip_id: str, services: Services, caller: Caller) -> Trip:
     trace_id, _ = _trace_ids()
     created = now()
     return Trip(
         id=trip_id,
-        tenant="public",  # replaced by the caller's tenant when API keys land (issue 9)
+        tenant=caller.tenant,
+        spend=_spend_authority(caller) if body.book else None,
         status="queued",
         created_at=created,
         updated_at=created,
@@ -275,6 +336,7 @@ async def _store_trip(
     trip_id: str,
     resumed: bool,
     services: Services,
+    caller: Caller,
     idempotency_key: str | None,
     owner: str,
 ) -> tuple[Trip, bool]:
@@ -294,7 +356,7 @@ async def _store_trip(
     for _ in range(CREATE_ATTEMPTS):
         trace.get_current_span().set_attribute(TRIP_ATTRIBUTE, trip_id)
         with trip_context(trip_id):
-            trip = _new_trip(body, trip_id, services)
+            trip = _new_trip(body, trip_id, services, caller)
             job_id = await services.queue.enqueue(trip_id, "plan")
             trip.jobs = {"plan": job_id}
             accepted = ("trip.accepted", {"status": "queued", "trace_id": trip.trace_id})
@@ -438,9 +500,9 @@ async def _get_or(services: Services, trip_id: str, fallback: Trip) -> Trip:
 
 
 @router.get("/{trip_id}", response_model=Trip, responses=ERRORS, summary="A trip as it stands")
-async def get_trip(trip_id: str, services: ServicesDep) -> JSONResponse:
+async def get_trip(trip_id: str, services: ServicesDep, caller: Reader) -> JSONResponse:
     """Status, itinerary, budget use, warnings, every step with its outcome, and the trace id."""
-    return _trip_response(await _load(services, trip_id), 200)
+    return _trip_response(await _load(services, trip_id, caller), 200)
 
 
 @router.get(
@@ -452,48 +514,67 @@ async def trip_events(
     trip_id: str,
     request: Request,
     services: ServicesDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    caller: Reader,
+    last_event_id: Annotated[str | None, LAST_EVENT_ID] = None,
 ) -> EventSourceResponse:
     """The trip's events as server-sent events, from the start or after `Last-Event-ID`.
 
     Each event's `id` is its position in the trip's log, so a client that reconnects with the
     last id it saw gets every later event once, in order. The stream ends when the trip has
-    settled and every event has been sent.
+    settled and every event has been sent. An open stream holds one of the API key's held-request
+    slots; with none free the answer is `429`.
     """
-    await _load(services, trip_id)
+    await _load(services, trip_id, caller)
     after = None if last_event_id is None else await _resume_from(services, trip_id, last_event_id)
+    slot = await services.waits.take(caller.key_id, caller.concurrent_waits, STREAM_SLOT_SECONDS)
+    if slot is None:
+        raise Problem(
+            429,
+            "too-many-held-requests",
+            f"this API key already holds {caller.concurrent_waits} event streams or waiting requests open",
+            headers={"Retry-After": "5"},
+        )
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        # Woken by the process's EventHub; reads with quick non-blocking XRANGEs. When the client
-        # goes away, sse-starlette cancels this generator and the subscription is removed.
+        # Woken by the process's EventHub (at least every few seconds); reads with quick
+        # non-blocking XRANGEs. When the client goes away, sse-starlette cancels this generator:
+        # the subscription is removed and the slot given back.
         last = after
-        async with services.events.subscribe(trip_id) as sub:
-            while True:
-                sub.clear()
-                try:
-                    events = await services.store.events(trip_id, last, count=STREAM_BATCH)
-                    settled = False
-                    if len(events) < STREAM_BATCH:
-                        trip = await services.store.get(trip_id)
-                        settled = trip.status in SETTLED_STATUSES and not await services.store.events(
-                            trip_id, events[-1].id if events else last, count=1
+        renewed = time.monotonic()
+        try:
+            async with services.events.subscribe(trip_id) as sub:
+                while True:
+                    if time.monotonic() - renewed > STREAM_SLOT_SECONDS / 3:
+                        renewed = time.monotonic()
+                        with contextlib.suppress(*REDIS_UNAVAILABLE):
+                            await services.waits.renew(caller.key_id, slot, STREAM_SLOT_SECONDS)
+                    sub.clear()
+                    try:
+                        events = await services.store.events(trip_id, last, count=STREAM_BATCH)
+                        settled = False
+                        if len(events) < STREAM_BATCH:
+                            trip = await services.store.get(trip_id)
+                            settled = trip.status in SETTLED_STATUSES and not await services.store.events(
+                                trip_id, events[-1].id if events else last, count=1
+                            )
+                    except TripNotFound:
+                        return
+                    except REDIS_UNAVAILABLE as exc:
+                        # Redis is away: keep the stream, look again on the hub's next wake-up.
+                        log.info("event stream for trip %s paused (%s)", trip_id, type(exc).__name__)
+                        await sub.wait()
+                        continue
+                    for event in events:
+                        last = event.id
+                        yield ServerSentEvent(
+                            data=orjson.dumps(event.data).decode(), event=event.type, id=event.id
                         )
-                except TripNotFound:
-                    return
-                except REDIS_UNAVAILABLE as exc:
-                    # Redis is away: keep the stream, look again on the hub's next wake-up.
-                    log.info("event stream for trip %s paused (%s)", trip_id, type(exc).__name__)
-                    await sub.wait()
-                    continue
-                for event in events:
-                    last = event.id
-                    yield ServerSentEvent(
-                        data=orjson.dumps(event.data).decode(), event=event.type, id=event.id
-                    )
-                if settled:
-                    return
-                if len(events) < STREAM_BATCH:
-                    await sub.wait()
+                    if settled:
+                        return
+                    if len(events) < STREAM_BATCH:
+                        await sub.wait()
+        finally:
+            await _free_slot(services, caller, slot)
 
     return EventSourceResponse(stream(), ping=15, send_timeout=30)
 
@@ -523,11 +604,12 @@ async def _resume_from(services: Services, trip_id: str, last_event_id: str) -> 
     summary="Book a planned trip",
 )
 async def confirm_trip(
-    trip_id: str, services: ServicesDep, prefer: Annotated[str | None, Header()] = None
+    trip_id: str, services: ServicesDep, caller: Booker, prefer: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
     """Book a `planned` (or `partial`) trip. Idempotent: confirming a trip that is booking or booked
-    changes nothing and returns it."""
-    loaded = await _load(services, trip_id)
+    changes nothing and returns it. Needs `trips:book`; the bookings count against this API key's
+    daily booking spend."""
+    loaded = await _load(services, trip_id, caller)
 
     def confirm(t: Trip) -> tuple[list[Event], bool]:
         if t.status in ("booking", "booked"):
@@ -535,6 +617,7 @@ async def confirm_trip(
         if t.status not in ("planned", "partial") or t.cancel_requested:
             raise TransitionRefused(t.status)
         t.status = "booking"
+        t.spend = _spend_authority(caller)
         return [("trip.confirmed", {}), ("trip.status", {"status": "booking"})], True
 
     try:
@@ -546,7 +629,7 @@ async def confirm_trip(
             f"the trip is {exc}; only a planned or partial trip can be confirmed",
             trip_id=trip_id,
         ) from None
-    return await _answer(services, trip, prefer)
+    return await _answer(services, caller, trip, prefer)
 
 
 @router.post(
@@ -557,10 +640,10 @@ async def confirm_trip(
     summary="Cancel a trip and undo its bookings",
 )
 async def cancel_trip(
-    trip_id: str, services: ServicesDep, prefer: Annotated[str | None, Header()] = None
+    trip_id: str, services: ServicesDep, caller: Writer, prefer: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
     """Cancel a trip; every booking it made is cancelled at the tool servers. Idempotent."""
-    loaded = await _load(services, trip_id)
+    loaded = await _load(services, trip_id, caller)
 
     def cancel(t: Trip) -> tuple[list[Event], bool]:
         if t.status == "cancelled" or t.cancel_requested:
@@ -584,5 +667,10 @@ async def cancel_trip(
 
     trip = await _update_with_job(services, loaded, "cancel", cancel)
     return await _answer(
-        services, trip, prefer, until=frozenset({"cancelled", "failed"}), done=frozenset({"cancelled"})
+        services,
+        caller,
+        trip,
+        prefer,
+        until=frozenset({"cancelled", "failed"}),
+        done=frozenset({"cancelled"}),
     )
