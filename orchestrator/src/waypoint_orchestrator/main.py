@@ -137,7 +137,9 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     def openapi() -> dict[str, Any]:
         """The OpenAPI document, with this server's budget caps as the limits' maxima."""
         if app.openapi_schema is None:
-            _document_caps(FastAPI.openapi(app), settings)
+            document = FastAPI.openapi(app)
+            _document_caps(document, settings)
+            _headers_are_never_null(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -171,3 +173,18 @@ def _document_caps(schema: dict[str, Any], settings: OrchestratorSettings) -> No
         for variant in limits.get(name, {}).get("anyOf", []):
             if variant.get("type") in ("integer", "number"):
                 variant["maximum"] = cap
+
+
+def _headers_are_never_null(schema: dict[str, Any]) -> None:
+    """An optional header is absent or a string, never JSON null: drop the `null` branch FastAPI
+    writes for `str | None` (a client generating from the schema would send the text "null")."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "header":
+                    continue
+                spec = parameter.get("schema", {})
+                branches = [b for b in spec.get("anyOf", []) if b.get("type") != "null"]
+                if len(branches) == 1 and len(spec.get("anyOf", [])) == 2:
+                    del spec["anyOf"]
+                    spec.update(branches[0])

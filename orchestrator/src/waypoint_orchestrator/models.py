@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 TripKind = Literal["full_trip", "flights_only", "hotels_only", "weather_only", "dining_only"]
@@ -27,13 +28,43 @@ SETTLED_STATUSES: frozenset[str] = frozenset(
     {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 )
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+# Text fields are stripped; `\S` says in the schema that blank text is not text.
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"\S")
+]
 Interest = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40, pattern=r"\S")
 ]
-CurrencyCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
-]
+
+
+# What a client sends is taken as the schema says, not coerced: "3" is not a number, 1 not a
+# boolean, 0 not a date (pydantic's lax mode would take each). Schema-valid is accepted,
+# schema-invalid refused.
+def _json_number(value: object) -> object:
+    """A JSON number (an integer may be written 3.0, as JSON Schema allows), never text or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+# Bounds go inside the annotation, before the validator, so the schema states them for an
+# optional field too (as `minimum`/`maximum` of the number's branch).
+NumberCheck = BeforeValidator(_json_number)
+JsonBool = Annotated[bool, Strict()]
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_date_only(value: object) -> object:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+JsonDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+
+CurrencyCode = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{3}$")]
 
 
 class Budget(BaseModel):
@@ -41,7 +72,7 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: float = Field(gt=0, le=1_000_000)
+    amount: Annotated[float, Field(gt=0, le=1_000_000), NumberCheck]
     currency: CurrencyCode = "USD"
 
 
@@ -51,7 +82,7 @@ class DiningWish(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     style: Literal["fancy", "casual", "any"] = "any"
-    count: int = Field(1, ge=0, le=3)
+    count: Annotated[int, Field(ge=0, le=3), NumberCheck] = 1
     cuisine: ShortText | None = None
 
 
@@ -60,14 +91,18 @@ class TripLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_steps: int | None = Field(
-        None, ge=1, description="Steps the trip may run (searches, choosing, bookings)."
+    max_steps: Annotated[int, Field(ge=1), NumberCheck] | None = Field(
+        None, description="Steps the trip may run (searches, choosing, bookings)."
     )
-    max_tool_calls: int | None = Field(None, ge=1, description="Tool call attempts, retries included.")
-    max_tokens: int | None = Field(
-        None, ge=0, description="Language-model tokens (none are used by default)."
+    max_tool_calls: Annotated[int, Field(ge=1), NumberCheck] | None = Field(
+        None, description="Tool call attempts, retries included."
     )
-    max_wall_seconds: float | None = Field(None, gt=0, description="Time from the start of planning.")
+    max_tokens: Annotated[int, Field(ge=0), NumberCheck] | None = Field(
+        None, description="Language-model tokens (none are used by default)."
+    )
+    max_wall_seconds: Annotated[float, Field(gt=0), NumberCheck] | None = Field(
+        None, description="Time from the start of planning."
+    )
 
 
 class TripRequest(BaseModel):
@@ -101,22 +136,25 @@ class TripRequest(BaseModel):
         },
     )
 
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = (
-        None
-    )
+    query: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"\S")]
+        | None
+    ) = None
     kind: TripKind | None = Field(None, description="What to plan; inferred from the query when absent.")
     origin: ShortText | None = Field(None, description="IATA code or city the travellers leave from.")
     destination: ShortText | None = Field(None, description="IATA code, city or region ('Patagonia').")
-    start_date: dt.date | None = None
-    end_date: dt.date | None = Field(None, description="Last day of the trip (the return flight's day).")
-    days: int | None = Field(None, ge=1, le=30, description="Trip length in days, counting both ends.")
-    travelers: int | None = Field(None, ge=1, le=9)
+    start_date: JsonDate | None = None
+    end_date: JsonDate | None = Field(None, description="Last day of the trip (the return flight's day).")
+    days: Annotated[int, Field(ge=1, le=30), NumberCheck] | None = Field(
+        None, description="Trip length in days, counting both ends."
+    )
+    travelers: Annotated[int, Field(ge=1, le=9), NumberCheck] | None = None
     budget: Budget | None = None
     interests: list[Interest] = Field(default_factory=list, max_length=10)
     dining: DiningWish | None = None
     cabin: Cabin = "economy"
     traveler_name: ShortText | None = Field(None, description="Name for the bookings.")
-    book: bool = Field(
+    book: JsonBool = Field(
         False, description="Book at once; otherwise the trip stops at `planned` until confirmed."
     )
     limits: TripLimits | None = Field(None, description="Budget overrides, within the server's caps.")

@@ -72,8 +72,9 @@ IDEMPOTENCY_KEY = Header(
 )
 LAST_EVENT_ID = Header(
     alias="Last-Event-ID",
-    description="The id of the last event received (`<ms>-<seq>`): the stream resumes after it.",
-    json_schema_extra={"pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+    description="The id of the last event received (`<ms>-<seq>`): the stream resumes after it "
+    "(empty: from the start).",
+    json_schema_extra={"pattern": r"^([0-9]{1,20}-[0-9]{1,20})?$"},
 )
 
 
@@ -525,7 +526,8 @@ async def trip_events(
     slots; with none free the answer is `429`.
     """
     await _load(services, trip_id, caller)
-    after = None if last_event_id is None else await _resume_from(services, trip_id, last_event_id)
+    # An empty Last-Event-ID is no id (a browser sends none until it has seen one): the start.
+    after = await _resume_from(services, trip_id, last_event_id) if last_event_id else None
     slot = await services.waits.take(caller.key_id, caller.concurrent_waits, STREAM_SLOT_SECONDS)
     if slot is None:
         raise Problem(
