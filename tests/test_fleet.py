@@ -65,6 +65,17 @@ def test_make_run_starts_every_service_and_ctrl_c_stops_them_all() -> None:
         for process in processes:
             assert token not in " ".join(f"{k}={v}" for k, v in process.environ().items())
 
+        # A development API key, printed with the URLs, that the trip API takes.
+        key = re.search(r"api key\s+(wpk_\S+)", text)
+        assert key is not None, text[-3000:]
+        api = f"http://127.0.0.1:{ports['WAYPOINT_PORT']}/v1/trips"
+        trip = {"destination": "Denver", "origin": "SEA"}
+        assert httpx2.post(api, json=trip, timeout=10).status_code == 401
+        made = httpx2.post(api, json=trip, headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=10)
+        assert made.status_code == 202, made.text
+        assert made.json()["tenant"] == "dev"
+        assert f"Bearer {key.group(1)}" in text  # the printed example uses it
+
         os.killpg(make.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
         make.wait(timeout=60)
         gone, alive = psutil.wait_procs(processes, timeout=30)

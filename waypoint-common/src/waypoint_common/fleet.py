@@ -11,7 +11,8 @@ and `REDIS_PORT` (6380; 6379 is left alone, it is usually someone else's Redis).
 Every service gets the service token (the credential tool servers require of the orchestrator)
 as a file, `WAYPOINT_SERVICE_TOKEN_FILE`, as compose does with its secret: the caller's
 `WAYPOINT_SERVICE_TOKEN` if set, otherwise a random one made for this run. The file is private
-to the user (0600 in a 0700 directory) and removed when the fleet stops.
+to the user (0600 in a 0700 directory) and removed when the fleet stops. Once the fleet is
+ready, an API key for the tenant `dev` is made with `waypoint-admin` and printed with the URLs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import httpx2
 
 HOST = "127.0.0.1"
+DEV_TENANT = "dev"
 TOKEN_VARIABLE = "WAYPOINT_SERVICE_TOKEN"
 TOKEN_FILE_VARIABLE = "WAYPOINT_SERVICE_TOKEN_FILE"
 
@@ -123,6 +125,7 @@ class Fleet:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
         self.token_file: Path | None = None
+        self.api_key: str | None = None
 
     def _token_file(self) -> Path:
         """The service token in a file only this user can read."""
@@ -206,6 +209,29 @@ class Fleet:
             base = f"http://{HOST}:{ports[spec.name]}"
             _wait_ready(f"{base}/readyz", self.procs[spec.name], ready_timeout)
             self.urls[spec.name] = f"{base}/mcp" if spec.tool_server else base
+        self.api_key = self._development_key(redis_url)
+
+    def _development_key(self, redis_url: str) -> str:
+        """An API key for this run (tenant `dev`, every scope), made with `waypoint-admin`."""
+        made = subprocess.run(
+            [
+                str(self._bin / "waypoint-admin"),
+                "keys",
+                "create",
+                "--tenant",
+                DEV_TENANT,
+                "--name",
+                "make run",
+            ],
+            env={**self._environ, "REDIS_URL": redis_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"could not make a development API key: {made.stderr.strip()}")
+        return made.stdout.strip()
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM everything (the orchestrator first, Redis last), then SIGKILL what remains.
@@ -278,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<16} {url}", flush=True)
             print(
                 f"  {'service token':<16} {fleet.token_file} (send it as a Bearer token to /admin)",
+                flush=True,
+            )
+            print(f"  {'api key':<16} {fleet.api_key} (tenant {DEV_TENANT}, every scope)", flush=True)
+            example = '{"query": "4-day hiking trip to Patagonia from Seattle in March, under $3000 for two"}'
+            print(
+                f"\nTry:\n  curl -s {fleet.urls['orchestrator']}/v1/trips -H 'Authorization: Bearer "
+                f"{fleet.api_key}' \\\n       -H 'content-type: application/json' -H 'Prefer: wait=30' "
+                f"-d '{example}'\n",
                 flush=True,
             )
             print("Press Ctrl-C to stop.", flush=True)
