@@ -1,6 +1,6 @@
 """`make bench`: the free-text extractor's worst case over adversarial 2,000-character queries.
 
-The queries are `tests/adversarial_queries.py`'s families (runs of whitespace, digits,
+The queries are `bench/adversarial_queries.py`'s families (runs of whitespace, digits,
 punctuation, repeated month names, sums, places, words, unicode) and generated ones, each as long
 as a request allows. Every query is read `--repeats` times in this process (no network, nothing
 started); a query's figure is the median of its readings (wall clock), so that one preemption by
@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tests.adversarial_queries import MAX_QUERY, corpus
+from bench.adversarial_queries import MAX_QUERY, corpus
 from waypoint_orchestrator.extract import extract, warm_up
 
 DEFAULT_JSON = Path(".run/bench/extraction.json")

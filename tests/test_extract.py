@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests import adversarial_queries, regex_audit
+from bench import adversarial_queries
+from tests import regex_audit
 from waypoint_common import geography
 from waypoint_orchestrator import extract as extract_module
 from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract

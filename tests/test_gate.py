@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests import adversarial_queries
+from bench import adversarial_queries
 from waypoint_orchestrator import gate
 from waypoint_orchestrator.models import (
     Budget,

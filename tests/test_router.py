@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests import adversarial_queries
+from bench import adversarial_queries
 from waypoint_orchestrator import router as router_module
 from waypoint_orchestrator.extract import extract as real_extract
 from waypoint_orchestrator.models import Budget, DiningWish, RouterDecision, TripFields, TripRequest
