@@ -49,9 +49,10 @@ pytest: setup redis-server ## The test suite (starts its own redis-server and se
 
 test: lint typecheck compose-check pytest ## Everything CI runs: lint, type check, compose check, tests
 
-bench: setup redis-server ## MCP latency/throughput against a bare FastAPI floor (127.0.0.1 only)
+bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
 	$(RUN) python -m bench.extraction
+	$(RUN) python -m bench.edge_flood
 
 TRIPS ?= 1000
 chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)
