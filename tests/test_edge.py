@@ -456,3 +456,22 @@ def test_a_body_just_under_the_limit_is_read(orchestrator: ServiceProcess, acme:
         orchestrator, "POST", "/v1/trips", acme, content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 202, response.text
+
+
+# -- dates at the calendar's ends ---------------------------------------------------------------
+
+
+def test_dates_beyond_the_horizon_are_needs_input_not_a_crashed_job(
+    orchestrator: ServiceProcess, acme: ApiKey
+) -> None:
+    for start, extra in (
+        ("9999-12-31", {"days": 3}),
+        ("9999-12-29", {"end_date": "9999-12-31"}),
+        ("0001-01-01", {"days": 30}),
+    ):
+        trip = settle(orchestrator, acme, structured_trip(start_date=start, **extra))
+        assert trip["status"] == "needs_input", trip["termination"]
+        assert trip["termination"]["reason"] == "needs_input"
+        fields = {p["field"] for p in trip["problems"]}
+        assert fields & {"start_date", "end_date", "days"}, trip["problems"]
+        assert not [s for s in trip["steps"] if s["status"] != "pending"]
