@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env
+from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
 from waypoint_common.resilience import CircuitBreaker, CircuitOpen, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 
@@ -308,3 +308,26 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
     )
     assert waited.total_seconds() >= 1.5
     assert flights.admin("GET", "/admin/stats")["injected"]["http:throttle"] >= 1
+
+
+def test_a_server_that_cannot_be_reached_is_named_without_its_address(
+    servers: dict[str, ServiceProcess], log_dir: Path
+) -> None:
+    """The trip's warnings reach clients: they say which server failed and how, never its
+    internal address or the exception's text."""
+    redis = RedisServer.start()
+    unreachable = f"http://127.0.0.1:{free_port()}/mcp"
+    env = orchestrator_env(redis.url, servers, WAYPOINT_TOOL_ATTEMPTS="2", MCP_WEATHER_URL=unreachable)
+    orchestrator = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
+    try:
+        day = (dt.date.today() + dt.timedelta(days=45)).strftime("%B %d")
+        trip = plan(orchestrator, {"query": FULL_TRIP.format(day=day)})
+    finally:
+        orchestrator.stop()
+        redis.stop()
+    assert trip["status"] == "partial", trip["termination"]
+    (warning,) = [w for w in trip["warnings"] if w.startswith("no forecast")]
+    assert "mcp-weather" in warning
+    assert "cannot connect (ConnectError)" in warning
+    assert unreachable.split("/mcp")[0].removeprefix("http://") not in str(trip)
+    assert "ExceptionGroup" not in warning

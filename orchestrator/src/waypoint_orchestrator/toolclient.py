@@ -52,6 +52,13 @@ def _breaker_changed(server: str, state: BreakerState) -> None:
         BREAKER_OPENINGS.add(1, {"server.name": server})
 
 
+def _kind(exc: BaseException) -> str:
+    """The failure's type, looking inside exception groups (anyio raises them) for the cause."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return type(exc).__name__
+
+
 class CircuitOpenError(ToolUnavailable):
     """Failed fast: the server's breaker is open, the call was not made."""
 
@@ -97,9 +104,9 @@ class ToolClient:
             try:
                 self._client = await ready
             except Exception as exc:
-                raise ToolUnavailable(
-                    self.server, "connect", f"cannot connect to {self.url}: {exc!r}"
-                ) from exc
+                # The message reaches the trip's warnings (clients): no internal address or repr.
+                log.warning("cannot connect to %s: %r", self.url, exc)
+                raise ToolUnavailable(self.server, "connect", f"cannot connect ({_kind(exc)})") from exc
             return self._client
 
     async def _own(self, ready: asyncio.Future[Client]) -> None:
@@ -206,7 +213,8 @@ class ToolClient:
             # The connection is gone (refused, reset, read timeout): reconnect on the next call.
             async with self._lock:
                 await self._close_owner()
-            raise ToolUnavailable(self.server, tool, f"transport failure: {exc!r}") from exc
+            log.warning("transport failure calling %s on %s: %r", tool, self.server, exc)
+            raise ToolUnavailable(self.server, tool, f"transport failure ({_kind(exc)})") from exc
         if result.is_error:
             text = " ".join(getattr(c, "text", "") for c in result.content).strip()
             # The server answered: as far as the breaker is concerned, that is a success.
