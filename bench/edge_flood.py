@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from pathlib import Path
 import httpx2
 
 from bench.adversarial_queries import corpus
-from waypoint_common.fleet import FLEET, running_fleet
+from waypoint_common.fleet import FLEET, create_api_key, running_fleet
 
 DEFAULT_JSON = Path(".run/bench/edge_flood.json")
 
@@ -133,28 +132,6 @@ def flood(
             sent += 1
 
 
-def make_key(bin_dir: Path, redis_url: str) -> str:
-    made = subprocess.run(
-        [
-            str(bin_dir / "waypoint-admin"),
-            "keys",
-            "create",
-            "--tenant",
-            "flood",
-            "--requests-per-minute",
-            "100000",
-            "--name",
-            "bench edge_flood",
-        ],
-        env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return made.stdout.strip()
-
-
 def run(seconds: float, interval: float, rate: float, max_ratio: float, plain: bool) -> Report:
     environ = {**os.environ, "REDIS_PORT": str(free_port()), "WAYPOINT_LOG_LEVEL": "WARNING"}
     environ.pop("REDIS_URL", None)
@@ -165,7 +142,9 @@ def run(seconds: float, interval: float, rate: float, max_ratio: float, plain: b
         running_fleet(environ, bin_dir, Path(logs)) as fleet,
     ):
         base = fleet.urls["orchestrator"]
-        key = make_key(bin_dir, fleet.urls["redis"])
+        key, _ = create_api_key(
+            bin_dir, fleet.urls["redis"], "flood", "--requests-per-minute", "100000", "--name", "bench"
+        )
         idle = probe(base, seconds, interval, "idle")
         answers: collections.Counter[str] = collections.Counter()
         stop = threading.Event()

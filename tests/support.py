@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -23,6 +22,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, InputResponses, RequestParamsMeta
+from redis.asyncio import Redis
+
+from waypoint_common.fleet import create_api_key
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,21 +342,13 @@ class ApiKey:
         return {"Authorization": f"Bearer {self.key}"}
 
     def revoke(self, redis_url: str) -> None:
-        admin_command(redis_url, "keys", "revoke", self.id)
-
-
-def admin_command(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / "waypoint-admin"), *args],
-        env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"waypoint-admin {' '.join(args)} failed: {result.stderr}")
-    return result
+        subprocess.run(
+            [str(BIN / "waypoint-admin"), "keys", "revoke", self.id],
+            env={**os.environ, "REDIS_URL": redis_url},
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
 
 
 def make_key(
@@ -366,19 +360,18 @@ def make_key(
     daily_spend_usd: float | None = None,
 ) -> ApiKey:
     """A key for `tenant` (every scope unless some are named), through `waypoint-admin keys create`."""
-    args = ["keys", "create", "--tenant", tenant, "--name", "test"]
+    options = ["--name", "test"]
     for scope in scopes:
-        args += ["--scope", scope]
+        options += ["--scope", scope]
     for option, value in (
         ("--requests-per-minute", requests_per_minute),
         ("--concurrent-waits", concurrent_waits),
         ("--daily-spend-usd", daily_spend_usd),
     ):
         if value is not None:
-            args += [option, str(value)]
-    result = admin_command(redis_url, *args)
-    stored = json.loads(result.stderr.strip().splitlines()[-1])
-    return ApiKey(tenant=tenant, key=result.stdout.strip(), id=str(stored["id"]))
+            options += [option, str(value)]
+    key, stored = create_api_key(BIN, redis_url, tenant, *options)
+    return ApiKey(tenant=tenant, key=key, id=str(stored["id"]))
 
 
 SUITE_TENANT = "suite"
@@ -404,3 +397,17 @@ def suite_key(redis_url: str) -> ApiKey:
 def api_headers(service: ServiceProcess, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Headers for a call to an orchestrator's API: the suite's key on that orchestrator's Redis."""
     return {**suite_key(service.env["REDIS_URL"]).headers, **(extra or {})}
+
+
+BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
+
+
+async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
+    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
+    found: dict[str, list[str]] = {}
+    for kind, tag in BOOKING_KINDS.items():
+        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
+            request_id = await redis.hget(key, "request_id")
+            if request_id and str(request_id).startswith(f"{trip_id}:"):
+                found.setdefault(kind, []).append(str(await redis.hget(key, "status")))
+    return found

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import ApiKey, RedisServer, ServiceProcess, make_key, orchestrator_env
+from tests.support import ApiKey, RedisServer, ServiceProcess, bookings_of, make_key, orchestrator_env
 
 PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
 TRIP_ROUTES = (
@@ -256,16 +256,6 @@ def test_the_rate_limit_holds_across_two_orchestrators(
 # -- spend cap ----------------------------------------------------------------------------------------------
 
 
-async def _bookings_made_by(redis: Redis, trip_id: str) -> list[str]:
-    found = []
-    for tag in ("flight", "hotel", "restaurant"):
-        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
-            request_id = await redis.hget(key, "request_id")
-            if request_id and str(request_id).startswith(f"{trip_id}:"):
-                found.append(str(key))
-    return found
-
-
 async def test_the_daily_spend_cap_stops_a_booking_before_anything_is_booked(
     orchestrator: ServiceProcess, redis: Redis, redis_server: RedisServer
 ) -> None:
@@ -282,7 +272,7 @@ async def test_the_daily_spend_cap_stops_a_booking_before_anything_is_booked(
     assert second["termination"]["reason"] == "spend_cap_exceeded"
     assert "nothing was booked" in second["termination"]["detail"]
     assert second["bookings"] == []
-    assert await _bookings_made_by(redis, second["id"]) == []
+    assert await bookings_of(redis, second["id"]) == {}
     events = [e for e in _events(orchestrator, key, second["id"]) if e["event"] == "spend.refused"]
     assert len(events) == 1
 

@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.redisproxy import RedisProxy
-from tests.support import RedisServer, ServiceProcess, orchestrator_env, suite_key
+from tests.support import RedisServer, ServiceProcess, bookings_of, orchestrator_env, suite_key
 from waypoint_orchestrator import store as trip_store
 from waypoint_orchestrator.jobs import STREAM
 from waypoint_orchestrator.models import Trip, TripRequest
@@ -30,7 +30,6 @@ from waypoint_orchestrator.store import TripStore
 # Planned without a tool call: the dates are missing, so the trip ends `needs_input`.
 NO_DATES = {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"}
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
-BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
 
 
 @dataclass
@@ -240,17 +239,6 @@ def planned_trip(fleet: Fleet) -> dict[str, Any]:
     trip: dict[str, Any] = response.json()
     assert trip["status"] == "planned", trip
     return trip
-
-
-async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
-    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
-    found: dict[str, list[str]] = {}
-    for kind, tag in BOOKING_KINDS.items():
-        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
-            request_id = await redis.hget(key, "request_id")
-            if request_id and str(request_id).startswith(f"{trip_id}:"):
-                found.setdefault(kind, []).append(str(await redis.hget(key, "status")))
-    return found
 
 
 def wait_status(fleet: Fleet, trip_id: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:

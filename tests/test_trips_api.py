@@ -14,10 +14,9 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import ServiceProcess, api_headers, read_sse
+from tests.support import ServiceProcess, api_headers, bookings_of, read_sse
 
 PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
-BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
 
@@ -54,17 +53,6 @@ def wait_status(
             return trip
         time.sleep(0.2)
     raise AssertionError(f"trip {trip_id} still {get(orchestrator, trip_id)['status']}")
-
-
-async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
-    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
-    found: dict[str, list[str]] = {}
-    for kind, tag in BOOKING_KINDS.items():
-        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
-            request_id = await redis.hget(key, "request_id")
-            if request_id and str(request_id).startswith(f"{trip_id}:"):
-                found.setdefault(kind, []).append(str(await redis.hget(key, "status")))
-    return found
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -92,6 +94,25 @@ def service_environment(
         env.update({url_variable(s): mcp_urls[s.name] for s in TOOL_SERVERS})
         env["JAEGER_UI_URL"] = ""
     return env
+
+
+def create_api_key(
+    bin_dir: Path, redis_url: str, tenant: str, *options: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """`waypoint-admin keys create --tenant <tenant> <options>` on that Redis: the key (shown
+    once), and what was stored about it (its id, scopes, limits)."""
+    made = subprocess.run(
+        [str(bin_dir / "waypoint-admin"), "keys", "create", "--tenant", tenant, *options],
+        env={**(os.environ if environ is None else environ), "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"waypoint-admin could not make an API key: {made.stderr.strip()}")
+    stored: dict[str, Any] = json.loads(made.stderr.strip().splitlines()[-1])
+    return made.stdout.strip(), stored
 
 
 def port_of(spec: ServiceSpec, environ: Mapping[str, str]) -> int:
@@ -212,26 +233,9 @@ class Fleet:
         self.api_key = self._development_key(redis_url)
 
     def _development_key(self, redis_url: str) -> str:
-        """An API key for this run (tenant `dev`, every scope), made with `waypoint-admin`."""
-        made = subprocess.run(
-            [
-                str(self._bin / "waypoint-admin"),
-                "keys",
-                "create",
-                "--tenant",
-                DEV_TENANT,
-                "--name",
-                "make run",
-            ],
-            env={**self._environ, "REDIS_URL": redis_url},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if made.returncode != 0:
-            raise RuntimeError(f"could not make a development API key: {made.stderr.strip()}")
-        return made.stdout.strip()
+        """An API key for this run (tenant `dev`, every scope)."""
+        key, _ = create_api_key(self._bin, redis_url, DEV_TENANT, "--name", "make run", environ=self._environ)
+        return key
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM everything (the orchestrator first, Redis last), then SIGKILL what remains.
