@@ -26,7 +26,9 @@ async def test_a_key_is_stored_only_as_a_hash(redis: Redis) -> None:
     presented, key = await store.create(tenant(), ["trips:read"], name="reporting")
     secret = presented.rsplit("_", 1)[1]
     assert presented.startswith(f"wpk_{key.id}_")
-    async for name in redis.scan_iter(match="wp:apikey*"):
+    names = [name async for name in redis.scan_iter(match="wp:{apikeys}:*")]
+    assert len(names) >= 2  # the index and the record
+    for name in names:
         kind = await redis.type(name)
         values = await redis.hgetall(name) if kind == "hash" else {}
         dumped = json.dumps(values) + str(name)

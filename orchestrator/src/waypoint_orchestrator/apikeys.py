@@ -70,9 +70,11 @@ class ApiKeyStore:
 
     @staticmethod
     def _record(digest: str) -> str:
-        return f"wp:apikey:{digest}"
+        return f"wp:{{apikeys}}:key:{digest}"
 
-    INDEX = "wp:apikeys"  # key id -> digest, for listing and revoking
+    # Key id -> digest, for listing and revoking. Records and index share the hash tag
+    # `{apikeys}`, so making and revoking a key (one transaction) also run on Redis Cluster.
+    INDEX = "wp:{apikeys}:index"
 
     @staticmethod
     def digest(presented: str) -> str:
