@@ -12,6 +12,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# What redis-py's BlockingConnectionPool raises when no connection came free within its wait.
+POOL_EXHAUSTED = "No connection available."
 
 _TITLES = {
     400: "Bad Request",
@@ -115,6 +117,17 @@ def install(app: FastAPI) -> None:
 
     async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
         # Fail closed: without Redis there is no idempotency and no trip state, so nothing is taken.
+        if str(exc) == POOL_EXHAUSTED:
+            # Redis answers, but every pooled connection stayed busy for the pool's whole wait:
+            # the process is overloaded, and says so rather than blaming the storage.
+            return problem_response(
+                503,
+                "overloaded",
+                "Service Unavailable",
+                "the server is too busy to take this request; try again shortly",
+                request.url.path,
+                {"Retry-After": "2"},
+            )
         return problem_response(
             503,
             "storage-unavailable",

@@ -57,7 +57,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Over the API key's request rate, or all its held requests are in use (`Retry-After`)",
         **PROBLEM,
     },
-    503: {"description": "Trip storage unreachable", **PROBLEM},
+    503: {"description": "Trip storage unreachable, or the server too busy (`Retry-After`)", **PROBLEM},
 }
 Reader = Annotated[Caller, Depends(caller_with("trips:read"))]
 Writer = Annotated[Caller, Depends(caller_with("trips:write"))]
