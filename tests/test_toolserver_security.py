@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -481,13 +480,11 @@ async def test_a_thousand_get_streams_hold_nothing(flights: ServiceProcess) -> N
     before = rss(flights)
     limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=0)
     async with httpx2.AsyncClient(limits=limits, timeout=30) as http:
-        started = time.monotonic()
         answers = await asyncio.gather(
             *(http.get(flights.mcp_url, headers={"Accept": "text/event-stream", **AUTH}) for _ in range(1000))
         )
-        elapsed = time.monotonic() - started
+    # Every answer is a refusal (a held stream would be a 200 that never ends).
     assert {a.status_code for a in answers} == {405}
-    assert elapsed < 20, elapsed  # every answer came back; nothing waited on a stream
     # Nothing is held: the process is where it was, give or take allocator noise.
     assert rss(flights) - before < 25 * MIB, (before, rss(flights))
     async with mcp_client(flights.mcp_url) as client:
