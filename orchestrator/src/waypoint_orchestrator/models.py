@@ -266,6 +266,10 @@ class StepRecord(BaseModel):
     finished_at: dt.datetime | None = None
     summary: str | None = None
     error: str | None = None
+    degraded: str | None = Field(
+        None,
+        description="What the trip lacks when it goes on without this step's answer (or a stale one).",
+    )
 
 
 class BookingRecord(BaseModel):
@@ -314,22 +318,24 @@ class Itinerary(BaseModel):
     budget: BudgetUse
 
 
+TerminationReason = Literal[
+    "done",
+    "needs_input",
+    "unsupported",
+    "over_budget",
+    "booking_failed",
+    "cancelled",
+    "error",
+    "budget_exhausted",
+    "no_progress",
+    "spend_cap_exceeded",
+]
+
+
 class Termination(BaseModel):
     """Why the trip stopped where it did."""
 
-    reason: Literal[
-        "done",
-        "needs_input",
-        "unsupported",
-        "over_budget",
-        "booking_failed",
-        "cancelled",
-        "error",
-        "budget_exhausted",
-        "deadline",
-        "no_progress",
-        "spend_cap_exceeded",
-    ]
+    reason: TerminationReason
     detail: str = ""
 
 

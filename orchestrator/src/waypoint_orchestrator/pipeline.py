@@ -39,7 +39,7 @@ from waypoint_orchestrator.models import (
     Itinerary,
     ResolvedTrip,
     StepRecord,
-    Termination,
+    TerminationReason,
     Trip,
     TripStatus,
     jsonable,
@@ -47,6 +47,7 @@ from waypoint_orchestrator.models import (
 from waypoint_orchestrator.planner import TripShape, booking_steps, plan, shape
 from waypoint_orchestrator.quotas import SpendLedger
 from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, route_in_thread
+from waypoint_orchestrator.states import move, settle
 from waypoint_orchestrator.store import TransitionRefused, TripStore, now
 from waypoint_orchestrator.summarizer import summarize
 
@@ -79,19 +80,6 @@ MAX_DELIVERIES = 3
 # How long a worker waits for a job's trip to record it (the job is queued just before).
 JOB_GRACE_SECONDS = 5.0
 JOB_GRACE_POLL_SECONDS = 0.25
-
-
-def _status_event(trip: Trip) -> Event:
-    return ("trip.status", {"status": trip.status})
-
-
-def _settle(trip: Trip, status: TripStatus, reason: str, detail: str = "") -> list[Event]:
-    """Put the trip in a settled state (or `cancelled`, when a cancel came in meanwhile)."""
-    if trip.cancel_requested and not any(b.status == "confirmed" for b in trip.bookings):
-        status, reason, detail = "cancelled", "cancelled", "cancelled on request"
-    trip.status = status
-    trip.termination = Termination(reason=reason, detail=detail)
-    return [_status_event(trip), ("trip.settled", {"status": status, "reason": reason, "detail": detail})]
 
 
 class TripRunner:
@@ -227,7 +215,7 @@ class TripRunner:
             for record in t.steps:
                 if record.status in ("pending", "running"):
                     record.status = "skipped" if record.status == "pending" else "failed"
-            return _settle(t, "failed", "error", detail)
+            return settle(t, "failed", "error", detail)
 
         await self.store.update(job.trip_id, fail)
 
@@ -240,7 +228,7 @@ class TripRunner:
         if any(b.status == "confirmed" for b in trip.bookings):
             await self._compensate(job.trip_id, "no_progress", detail)
             return
-        await self.store.update(job.trip_id, lambda t: _settle(t, "failed", "no_progress", detail))
+        await self.store.update(job.trip_id, lambda t: settle(t, "failed", "no_progress", detail))
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -258,10 +246,9 @@ class TripRunner:
             if t.status not in ("queued", "running"):
                 raise TransitionRefused(t.status)
             if t.cancel_requested:
-                return _settle(t, "cancelled", "cancelled", "cancelled before it started")
-            t.status = "running"
+                return settle(t, "cancelled", "cancelled", "cancelled before it started")
             t.worker = self.worker_id
-            return [_status_event(t)]
+            return move(t, "running")
 
         try:
             trip = await self.store.update(trip_id, start)
@@ -288,9 +275,9 @@ class TripRunner:
             if not verdict.passed or verdict.trip is None:
                 t.problems = verdict.problems
                 events.append(("gate.failed", {"problems": [jsonable(p) for p in verdict.problems]}))
-                reason = "unsupported" if decision.kind == "unsupported" else "needs_input"
+                reason: TerminationReason = "unsupported" if decision.kind == "unsupported" else "needs_input"
                 detail = "; ".join(f"{p.field}: {p.reason}" for p in verdict.problems)
-                return events + _settle(t, "needs_input", reason, detail)
+                return events + settle(t, "needs_input", reason, detail)
             t.resolved = verdict.trip
             planned = plan(verdict.trip)
             known = {s.id for s in t.steps}
@@ -325,6 +312,7 @@ class TripRunner:
             return_exceptions=True,
         )
         warnings: list[str] = []
+        degraded: dict[str, str] = {}  # step id -> what the trip goes without
         spent = [o.budget for o in outcomes if isinstance(o, StepFailed) and o.budget is not None]
         if spent:
             await self._budget_exhausted(trip.id, spent[0])
@@ -334,6 +322,7 @@ class TripRunner:
                 if step.agent in OPTIONAL_AGENTS:
                     what = "forecast" if step.agent == "weather" else "dinner"
                     warnings.append(f"no {what}: {step.id} failed ({outcome.error})")
+                    degraded[step.id] = f"no {what}"
                     continue
                 await self._fail(
                     trip.id, "error", f"{step.id} failed: {outcome.error}", skip=["choose", "summarize"]
@@ -393,21 +382,21 @@ class TripRunner:
                 if w not in t.warnings:
                     t.warnings.append(w)
             if not selection.within_budget:
-                return _settle(
+                return settle(
                     t,
                     "over_budget",
                     "over_budget",
                     f"cheapest complete option costs ${selection.total:,.2f}, "
                     f"${selection.shortfall:,.2f} over the budget",
                 )
-            if any(w.startswith(("no ", "stale: ")) for w in t.warnings):
-                status: TripStatus = "partial"
-            else:
-                status = "planned"
+            for step_id, lacking in degraded.items():
+                t.step(step_id).degraded = lacking
+            # Partial is a fact about the steps (one went without its answer, or used a stale one),
+            # not about the wording of a warning: a one-way trip's notes make nothing partial.
+            status: TripStatus = "partial" if any(r.degraded for r in t.steps) else "planned"
             if t.request.book and not t.cancel_requested:
-                t.status = "booking"
-                return [("itinerary.ready", {"summary": t.itinerary.summary}), _status_event(t)]
-            return [("itinerary.ready", {"summary": t.itinerary.summary}), *_settle(t, status, "done")]
+                return [("itinerary.ready", {"summary": t.itinerary.summary}), *move(t, "booking")]
+            return [("itinerary.ready", {"summary": t.itinerary.summary}), *settle(t, status, "done")]
 
         trip = await self.store.update(trip.id, planned)
         if trip.status == "booking":
@@ -507,6 +496,7 @@ class TripRunner:
             ]
             for note in ctx.stale:
                 record.summary += " (stale)"
+                record.degraded = f"stale answer: {note}"
                 t.warnings.append(f"stale: {note}")
                 events.append(("step.degraded", {"step": step.id, "warning": note}))
             return events
@@ -514,12 +504,12 @@ class TripRunner:
         await self.store.update(trip_id, finished)
         return result
 
-    async def _fail(self, trip_id: str, reason: str, detail: str, skip: list[str]) -> None:
+    async def _fail(self, trip_id: str, reason: TerminationReason, detail: str, skip: list[str]) -> None:
         def fail(t: Trip) -> list[Event]:
             for record in t.steps:
                 if record.id in skip and record.status == "pending":
                     record.status = "skipped"
-            return _settle(t, "failed", reason, detail)
+            return settle(t, "failed", reason, detail)
 
         await self.store.update(trip_id, fail)
 
@@ -534,7 +524,7 @@ class TripRunner:
             done = any(r.status == "succeeded" for r in t.steps)
             return [
                 ("budget.exhausted", {"budget": exc.budget, "used": exc.used, "limit": exc.limit}),
-                *_settle(t, "partial" if done else "failed", "budget_exhausted", detail),
+                *settle(t, "partial" if done else "failed", "budget_exhausted", detail),
             ]
 
         await self.store.update(trip_id, stop)
@@ -544,7 +534,7 @@ class TripRunner:
         if not trip.cancel_requested:
             return False
         await self.store.update(
-            trip_id, lambda t: _settle(t, "cancelled", "cancelled", "cancelled on request")
+            trip_id, lambda t: settle(t, "cancelled", "cancelled", "cancelled on request")
         )
         return True
 
@@ -671,7 +661,7 @@ class TripRunner:
         if await self._cancel_requested(trip_id):
             await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
             return
-        trip = await self.store.update(trip_id, lambda t: _settle(t, "booked", "done"))
+        trip = await self.store.update(trip_id, lambda t: settle(t, "booked", "done"))
         if trip.cancel_requested:
             # The cancel came in after the last check: the API left it to this saga, so undo now.
             await self._compensate(trip_id, "cancelled", "cancelled on request during booking")
@@ -711,7 +701,7 @@ class TripRunner:
                         "cap_usd": authority.daily_cap_usd,
                     },
                 ),
-                *_settle(t, "failed", "spend_cap_exceeded", detail),
+                *settle(t, "failed", "spend_cap_exceeded", detail),
             ]
 
         await self.store.update(trip.id, refused)
@@ -769,7 +759,7 @@ class TripRunner:
     async def _compensate(
         self,
         trip_id: str,
-        reason: str,
+        reason: TerminationReason,
         detail: str,
         uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None = None,
     ) -> None:
@@ -785,7 +775,7 @@ class TripRunner:
     async def _compensate_all(
         self,
         trip_id: str,
-        reason: str,
+        reason: TerminationReason,
         detail: str,
         uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None,
     ) -> None:
@@ -834,15 +824,15 @@ class TripRunner:
 
             await self.store.update(trip_id, cancelled)
 
-        def settle(t: Trip) -> list[Event]:
+        def finish(t: Trip) -> list[Event]:
             if manual:
                 t.manual_intervention_required = True
                 t.warnings.extend(f"manual intervention needed: {m}" for m in manual)
             status: TripStatus = "cancelled" if reason == "cancelled" else "failed"
             full = detail + ("; manual intervention needed" if manual else "")
-            return _settle(t, status, reason, full)
+            return settle(t, status, reason, full)
 
-        await self.store.update(trip_id, settle)
+        await self.store.update(trip_id, finish)
         await self._refund_spend(trip_id)
 
     # -- cancelling -------------------------------------------------------------------------

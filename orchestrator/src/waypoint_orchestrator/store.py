@@ -24,6 +24,7 @@ from opentelemetry import metrics
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Trip
 
@@ -126,6 +127,8 @@ class TripStore:
     async def create(self, trip: Trip, event: tuple[str, dict[str, Any]]) -> CreateOutcome:
         """Store a new trip with its first event: `created`, or `exists` (nothing written; the
         trip was stored before, perhaps by this very call retried), or `refused` (tombstoned)."""
+        if trip.status != "queued":
+            raise states.IllegalTransition(trip.id, "(new)", trip.status)
         kind, data = event
         outcome = await self._create(
             keys=[self.key(trip.id), self.events_key(trip.id), self.tombstone_key(trip.id)],
@@ -175,7 +178,10 @@ class TripStore:
                     if raw is None:
                         raise TripNotFound(trip_id)
                     trip = Trip.model_validate_json(raw)
+                    before = trip.status
                     events = change(trip)
+                    # Only the moves in the state table are stored (states.py).
+                    states.check(trip_id, before, trip.status)
                     trip.updated_at = now()
                     pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
                     pipe.set(key, trip.model_dump_json(), ex=TRIP_TTL_SECONDS)

@@ -20,11 +20,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.telemetry import TRIP_ATTRIBUTE, current_traceparent, trip_context
+from waypoint_orchestrator import states
 from waypoint_orchestrator.api.deps import Services, ServicesDep
 from waypoint_orchestrator.auth import Caller, caller_with
 from waypoint_orchestrator.idempotency_keys import StoredResponse, fingerprint, valid_key
 from waypoint_orchestrator.jobs import JobAction
-from waypoint_orchestrator.models import SETTLED_STATUSES, SpendAuthority, Termination, Trip, TripRequest
+from waypoint_orchestrator.models import SETTLED_STATUSES, SpendAuthority, Trip, TripRequest
 from waypoint_orchestrator.problems import Problem
 from waypoint_orchestrator.store import TransitionRefused, TripNotFound, now, parse_event_id
 
@@ -618,9 +619,8 @@ async def confirm_trip(
             return [], False
         if t.status not in ("planned", "partial") or t.cancel_requested:
             raise TransitionRefused(t.status)
-        t.status = "booking"
         t.spend = _spend_authority(caller)
-        return [("trip.confirmed", {}), ("trip.status", {"status": "booking"})], True
+        return [("trip.confirmed", {}), *states.move(t, "booking")], True
 
     try:
         trip = await _update_with_job(services, loaded, "book", confirm)
@@ -656,16 +656,7 @@ async def cancel_trip(
             return events, False  # the worker that runs it stops at its next step
         if any(b.status == "confirmed" for b in t.bookings):
             return events, True  # a cancel job undoes the bookings
-        t.status = "cancelled"
-        t.termination = Termination(reason="cancelled", detail="cancelled on request")
-        return [
-            *events,
-            ("trip.status", {"status": "cancelled"}),
-            (
-                "trip.settled",
-                {"status": "cancelled", "reason": "cancelled", "detail": "cancelled on request"},
-            ),
-        ], False
+        return [*events, *states.settle(t, "cancelled", "cancelled", "cancelled on request")], False
 
     trip = await _update_with_job(services, loaded, "cancel", cancel)
     return await _answer(
