@@ -786,11 +786,11 @@ def test_dates_at_the_ends_of_the_calendar(query: str, start: dt.date, end: dt.d
 
 def test_a_deadline_already_past_stops_the_extractor() -> None:
     with pytest.raises(ExtractionTimedOut):
-        extract(REFERENCE, TODAY, deadline=time.monotonic())
+        extract(REFERENCE, TODAY, deadline=time.thread_time())
 
 
 def test_a_deadline_far_ahead_changes_nothing() -> None:
-    assert extract(REFERENCE, TODAY, deadline=time.monotonic() + 3600) == read(REFERENCE)
+    assert extract(REFERENCE, TODAY, deadline=time.thread_time() + 3600) == read(REFERENCE)
 
 
 def test_the_deadline_is_checked_between_patterns_and_words(monkeypatch: pytest.MonkeyPatch) -> None:

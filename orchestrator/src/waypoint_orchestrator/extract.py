@@ -20,7 +20,8 @@ Reading time: every pattern is linear in the length of the text (no two unbounde
 over overlapping characters can trade a run between them: such runs are matched possessively,
 `\\s*+`), and no pass rescans the text once per word. `tests/test_extract.py` audits the
 compiled patterns for that, and `bench/extraction.py` measures the worst case over adversarial
-queries. A caller that must stop in time passes a `deadline` (a `time.monotonic()` value): the
+queries. A caller that must stop in time passes a `deadline` (a `time.thread_time()` value: the
+CPU time of the reading thread, so a busy machine does not count against the query): the
 extractor checks it between patterns and between words, and raises `ExtractionTimedOut` past it.
 
 Known limits: numeric dates ("12/03") are not read (day and month order is ambiguous); "next
@@ -332,8 +333,8 @@ _CUISINE = "|".join(sorted([*_CUISINE_NOUNS, *_CUISINE_ADJECTIVES], key=len, rev
 # -- the text being read ---------------------------------------------------------------------
 
 _MASK = "\u2591"
-# The clock deadlines are read on (tests count its readings).
-_clock: Callable[[], float] = time.monotonic
+# The clock deadlines are read on: the reading thread's CPU time (tests count its readings).
+_clock: Callable[[], float] = time.thread_time
 
 
 @dataclass
@@ -342,7 +343,7 @@ class _Scan:
 
     text: str
     today: dt.date
-    deadline: float | None = None  # a time.monotonic() value; None: no limit
+    deadline: float | None = None  # a time.thread_time() value; None: no limit
     folded_text: str = field(init=False)  # _fold(text)
     notes: list[tuple[str, str]] = field(default_factory=list)
     # The text with what was read masked, as characters (masking is cheap) and as a string (made
@@ -1327,7 +1328,7 @@ def _kind_hint(scan: _Scan, fields: TripFields) -> tuple[TripKind | None, str | 
 def extract(query: str, today: dt.date, *, deadline: float | None = None) -> Extraction:
     """Read a trip request's fields from free text; `today` anchors relative and year-less dates.
 
-    `deadline` is a `time.monotonic()` value: past it, `ExtractionTimedOut` is raised (it is
+    `deadline` is a `time.thread_time()` value: past it, `ExtractionTimedOut` is raised (it is
     checked between patterns and between words, so the extractor stops within a pattern's time).
     """
     scan = _Scan(query, today, deadline)

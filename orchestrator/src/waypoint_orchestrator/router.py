@@ -8,9 +8,11 @@ the two sources are never mixed into a range neither of them meant.
 Reading the text takes time proportional to its length (the worst adversarial query a request
 may carry takes ~15 ms: bench/extraction.py), and it never runs on the event loop: `route_in_thread`
 runs `route` on a small thread pool of its own, with a time limit (`EXTRACTION_TIME_LIMIT_SECONDS`
-by default). The extractor checks its deadline between patterns and words, so a run past the
-limit stops there; the decision is then a `QueryNotRead`, which the gate turns into one problem
-on `query` (`QUERY_NOT_READ`): the trip ends `needs_input`, asking for structured fields.
+by default) of CPU time: the reading thread's own, so a loaded machine, where a query waits for a
+core, does not make an ordinary query look adversarial. The extractor checks its deadline
+between patterns and words, so a run past the limit stops there; the decision is then a
+`QueryNotRead`, which the gate turns into one problem on `query` (`QUERY_NOT_READ`): the trip
+ends `needs_input`, asking for structured fields.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ __all__ = [
     "route_in_thread",
 ]
 
-# How long the extractor may read one query; far above the worst case (bench/extraction.py).
+# How much CPU time the extractor may spend on one query; far above the worst case
+# (bench/extraction.py: ~16 ms).
 EXTRACTION_TIME_LIMIT_SECONDS = 0.5
-# Extra time the event loop waits for the thread beyond the limit before it gives up on it; the
-# extractor stops by itself at the limit, so this only covers a thread that did not get to run.
-_GRACE_SECONDS = 1.0
+# Wall time the event loop waits for a reading before it gives up on it. The extractor stops by
+# itself at its CPU limit, so this only covers a thread that cannot get to run at all: it is
+# generous, because a queued or CPU-starved reading of an ordinary query is not the query's fault.
+_WALL_LIMIT_SECONDS = 10.0
 # Threads that read queries (per process): enough for a few workers, never all the cores.
 _THREADS = 2
 QUERY_NOT_READ = (
@@ -68,8 +72,8 @@ class QueryNotRead(RouterDecision):
 def route(request: TripRequest, today: dt.date, *, deadline: float | None = None) -> RouterDecision:
     """Classify a request and merge its structured fields over the ones read from its query.
 
-    `deadline` (a `time.monotonic()` value) bounds the reading of the query: past it, the
-    decision is a `QueryNotRead`.
+    `deadline` (a `time.thread_time()` value of the calling thread) bounds the reading of the
+    query: past it, the decision is a `QueryNotRead`.
     """
     try:
         extraction = extract(request.query, today, deadline=deadline) if request.query else None
@@ -116,18 +120,17 @@ def _router_threads() -> ThreadPoolExecutor:
 
 
 def _route_from_now(request: TripRequest, today: dt.date, time_limit: float) -> RouterDecision:
-    """`route`, with a deadline `time_limit` seconds after the thread starts on it."""
-    return route(request, today, deadline=time.monotonic() + time_limit)
+    """`route`, allowed `time_limit` seconds of this thread's CPU time from now."""
+    return route(request, today, deadline=time.thread_time() + time_limit)
 
 
 async def route_in_thread(request: TripRequest, today: dt.date, *, time_limit: float) -> RouterDecision:
-    """`route` off the event loop, reading the query for at most `time_limit` seconds.
+    """`route` off the event loop, reading the query for at most `time_limit` seconds of CPU.
 
-    The limit runs from when a router thread takes the request up (waiting for a free thread
-    is not the query's fault); the loop itself waits at most `time_limit + _GRACE_SECONDS` from
-    the call (a request still queued then is never read). Past either, the decision is
-    `query_not_read(request)`, the same whichever fired. A request without a query reads no
-    text and is routed at once, on the loop.
+    The limit is the router thread's CPU time (waiting for a free thread or a free core is not
+    the query's fault); the loop itself waits at most `max(_WALL_LIMIT_SECONDS, 10 * time_limit)`
+    from the call. Past either, the decision is `query_not_read(request)`, the same whichever
+    fired. A request without a query reads no text and is routed at once, on the loop.
     """
     if not request.query:
         return route(request, today)
@@ -136,7 +139,7 @@ async def route_in_thread(request: TripRequest, today: dt.date, *, time_limit: f
         _router_threads(), functools.partial(_route_from_now, request, today, time_limit)
     )
     try:
-        return await asyncio.wait_for(work, timeout=time_limit + _GRACE_SECONDS)
+        return await asyncio.wait_for(work, timeout=max(_WALL_LIMIT_SECONDS, 10 * time_limit))
     except TimeoutError:
         return query_not_read(request)
 
