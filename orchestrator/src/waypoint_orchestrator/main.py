@@ -97,7 +97,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             weather=WeatherAgent(clients["weather"], retry, cache),
             dining=DiningAgent(clients["restaurants"], retry, cache),
         )
-        runner = TripRunner(store, queue, agents, worker_name(), ledger, settings.limits_for, services.spend)
+        runner = TripRunner(store, agents, worker_name(), ledger, settings.limits_for, services.spend)
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
         await hub.start()

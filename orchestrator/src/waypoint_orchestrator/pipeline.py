@@ -31,7 +31,7 @@ from waypoint_orchestrator.agents.weather import WeatherAgent
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
-from waypoint_orchestrator.jobs import Job, JobQueue
+from waypoint_orchestrator.jobs import Job
 from waypoint_orchestrator.models import (
     SETTLED_STATUSES,
     BookingRecord,
@@ -86,7 +86,6 @@ class TripRunner:
     def __init__(
         self,
         store: TripStore,
-        queue: JobQueue,
         agents: Agents,
         worker_id: str,
         ledger: BudgetLedger,
@@ -94,7 +93,6 @@ class TripRunner:
         spend: SpendLedger | None = None,
     ) -> None:
         self.store = store
-        self.queue = queue
         self.agents = agents
         self.worker_id = worker_id
         self.ledger = ledger

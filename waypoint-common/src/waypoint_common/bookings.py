@@ -114,7 +114,7 @@ class BookingLedger:
     ) -> dict[str, Any]:
         """Commit the booking for `owner` exactly once; returns the booking as first stored."""
         try:
-            outcome = await self.store.commit(
+            stored = await self.store.commit(
                 tool=tool,
                 arguments=arguments,
                 owner=owner,
@@ -129,7 +129,7 @@ class BookingLedger:
             )
         except WriteRefused as exc:
             raise ToolError(str(exc)) from None
-        return outcome.result
+        return stored
 
     async def get(self, booking_id: str, owner: str | None) -> dict[str, Any]:
         """`owner`'s booking; anyone else's, or any without an owner, is an unknown booking."""
@@ -153,7 +153,7 @@ class BookingLedger:
         if owner is None:
             raise self.unknown(booking_id)
         try:
-            outcome = await self.store.release(
+            stored = await self.store.release(
                 tool=tool,
                 arguments={self.id_field: booking_id},
                 owner=owner,
@@ -167,4 +167,4 @@ class BookingLedger:
             if exc.field == "booking_id":
                 raise self.unknown(booking_id) from None
             raise ToolError(str(exc)) from None
-        return outcome.result
+        return stored

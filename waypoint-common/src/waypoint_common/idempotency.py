@@ -24,8 +24,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -100,14 +99,6 @@ class SoldOut(WriteRefused):
 class UnknownBooking(WriteRefused):
     def __init__(self, field: str = "booking_id") -> None:
         super().__init__(field, "no such booking")
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    """What a write returned: the stored result, and whether this call wrote it or replayed it."""
-
-    result: dict[str, Any]
-    outcome: Literal["created", "replay", "cancelled", "already_cancelled"]
 
 
 def fingerprint(tool: str, arguments: Mapping[str, Any], owner: str) -> str:
@@ -186,7 +177,7 @@ class IdempotentWriteStore:
         amount: int,
         initial: int,
         sold_out_field: str,
-    ) -> WriteOutcome:
+    ) -> dict[str, Any]:
         """Take `amount` from every counter and store `booking` for `owner`, once per request id."""
         digest = fingerprint(tool, arguments, owner)
         await self._claim(request_id, digest)
@@ -206,7 +197,8 @@ class IdempotentWriteStore:
             raise SoldOut(sold_out_field, int(index), int(left))
         if self._ttl:
             await self._redis.expire(keys[0], self._ttl)
-        return WriteOutcome(orjson.loads(payload), "created" if outcome == "created" else "replay")
+        stored: dict[str, Any] = orjson.loads(payload)  # as first written: a replay returns the same
+        return stored
 
     async def get(self, tag: str, booking_id: str, owner: str) -> dict[str, Any] | None:
         """The booking as stored, with its current status; None when unknown or not `owner`'s."""
@@ -228,7 +220,7 @@ class IdempotentWriteStore:
         booking_id: str,
         counters: Sequence[str],
         amount: int,
-    ) -> WriteOutcome:
+    ) -> dict[str, Any]:
         """Cancel `owner`'s booking and give its capacity back, exactly once however often asked."""
         digest = fingerprint(tool, arguments, owner)
         await self._claim(request_id, digest)
@@ -251,11 +243,5 @@ class IdempotentWriteStore:
             raise UnknownBooking
         if self._ttl:
             await self._redis.expire(keys[0], self._ttl)
-        kind: Literal["cancelled", "already_cancelled", "replay"] = (
-            "cancelled"
-            if outcome == "cancelled"
-            else "already_cancelled"
-            if outcome == "already_cancelled"
-            else "replay"
-        )
-        return WriteOutcome(orjson.loads(payload), kind)
+        cancelled: dict[str, Any] = orjson.loads(payload)  # as first answered: replays get the same
+        return cancelled
