@@ -165,8 +165,13 @@ def create_server(context: ToolContext, provider: FlightProvider | None = None) 
         return FlightBooking.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
-    async def get_flight_booking(booking_id: BookingId, ctx: Context) -> FlightBooking:
-        """One of the caller's bookings as it stands now (confirmed or cancelled)."""
-        return FlightBooking.model_validate(await ledger.get(booking_id, request_owner(ctx)))
+    async def get_flight_booking(
+        ctx: Context, booking_id: BookingId | None = None, request_id: RequestId | None = None
+    ) -> FlightBooking:
+        """One of the caller's bookings as it stands now (confirmed or cancelled), by its booking_id,
+        or by the request_id of the write that made it (to learn a write's outcome when its answer
+        was lost, without writing again). Give one of the two."""
+        found = await ledger.lookup(booking_id, request_id, request_owner(ctx))
+        return FlightBooking.model_validate(found)
 
     return mcp

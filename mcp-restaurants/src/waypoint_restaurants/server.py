@@ -187,8 +187,13 @@ def create_server(context: ToolContext, provider: RestaurantProvider | None = No
         return Reservation.model_validate(cancelled)
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
-    async def get_reservation(reservation_id: ReservationId, ctx: Context) -> Reservation:
-        """One of the caller's reservations as it stands now (confirmed or cancelled)."""
-        return Reservation.model_validate(await ledger.get(reservation_id, request_owner(ctx)))
+    async def get_reservation(
+        ctx: Context, reservation_id: ReservationId | None = None, request_id: RequestId | None = None
+    ) -> Reservation:
+        """One of the caller's reservations as it stands now (confirmed or cancelled), by its reservation_id,
+        or by the request_id of the write that made it (to learn a write's outcome when its answer
+        was lost, without writing again). Give one of the two."""
+        found = await ledger.lookup(reservation_id, request_id, request_owner(ctx))
+        return Reservation.model_validate(found)
 
     return mcp

@@ -18,13 +18,14 @@ Counted = Literal["steps", "tool_calls", "tokens"]
 BudgetName = Literal["steps", "tool_calls", "tokens", "wall_time"]
 
 _CHARGE = """
+local enforce = ARGV[6] == '1'
 local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline'))
-if deadline and tonumber(ARGV[5]) > deadline then return {-1, 0, 0} end
+if enforce and deadline and tonumber(ARGV[5]) > deadline then return {-1, 0, 0} end
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit:' .. ARGV[1]))
 local used = tonumber(redis.call('HGET', KEYS[1], 'used:' .. ARGV[1]) or '0')
 if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1 then return {1, used, limit or -1} end
 local amount = tonumber(ARGV[2])
-if limit and used + amount > limit then return {0, used, limit} end
+if enforce and limit and used + amount > limit then return {0, used, limit} end
 redis.call('HINCRBY', KEYS[1], 'used:' .. ARGV[1], amount)
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -65,10 +66,17 @@ class BudgetLedger:
         pipe.expire(key, TRIP_TTL_SECONDS)
         await pipe.execute()
 
-    async def charge(self, trip_id: str, budget: Counted, amount: int, charge_id: str) -> None:
-        """Take `amount` from the budget, or raise `BudgetExhausted`; a repeated `charge_id` is free."""
+    async def charge(
+        self, trip_id: str, budget: Counted, amount: int, charge_id: str, *, enforce: bool = True
+    ) -> None:
+        """Take `amount` from the budget, or raise `BudgetExhausted`; a repeated `charge_id` is free.
+
+        `enforce=False` counts the use without refusing it, past the limit or the deadline: for
+        the work that undoes or checks bookings, which a spent budget must not stop.
+        """
         ok, used, limit = await self._charge(
-            keys=self._keys(trip_id), args=[budget, amount, charge_id, TRIP_TTL_SECONDS, time.time()]
+            keys=self._keys(trip_id),
+            args=[budget, amount, charge_id, TRIP_TTL_SECONDS, time.time(), "1" if enforce else "0"],
         )
         if int(ok) == -1:
             await self.check_deadline(trip_id)

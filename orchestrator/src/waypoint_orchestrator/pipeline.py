@@ -607,7 +607,7 @@ class TripRunner:
                     trip_id,
                     "budget_exhausted" if exc.budget is not None else "booking_failed",
                     f"{kind} booking failed: {exc.error}",
-                    uncertain=(step_id, action) if _uncertain(exc) else None,
+                    uncertain=(step_id, kind) if _uncertain(exc) else None,
                 )
                 return
             await self._record_booking(trip_id, kind, booking, step_id, description)
@@ -630,9 +630,9 @@ class TripRunner:
                 booking = await self._step(trip_id, trip.step(step_id), results, reserve)
             except StepFailed as exc:
                 # The dinner is optional, but a reservation whose answer was lost may exist:
-                # ask again with the same request id, so it is either reported or known absent.
+                # look it up by its request id, so it is either reported or known absent.
                 found, unknown = (
-                    (await self._verify(trip_id, step_id, reserve)) if _uncertain(exc) else (None, "")
+                    (await self._find_booking(trip_id, "dinner", step_id)) if _uncertain(exc) else (None, "")
                 )
                 if found is not None:
                     booking = found
@@ -714,18 +714,30 @@ class TripRunner:
             return
         await self.spend.refund(trip.spend.key_id, trip.spend.reserved_on, trip_id)
 
-    async def _verify(
-        self, trip_id: str, step_id: str, action: Callable[[CallContext], Awaitable[Any]]
-    ) -> tuple[dict[str, Any] | None, str]:
-        """Ask a booking again with its request id: (the booking, "") if it exists, (None, "") if it
-        does not, (None, why) when the server still gives no answer."""
+    def _undo_context(self, trip_id: str, step_id: str, owner: str) -> CallContext:
+        """For the calls that look bookings up or undo them: every attempt counts in the trip's
+        tool-call budget, but a spent budget (or a passed deadline) never stops them."""
+
+        async def count(charge_id: str) -> None:
+            await self.ledger.charge(trip_id, "tool_calls", 1, charge_id, enforce=False)
+
+        return CallContext(trip_id, step_id, charge_call=count, owner=owner)
+
+    async def _find_booking(self, trip_id: str, kind: str, step_id: str) -> tuple[dict[str, Any] | None, str]:
+        """Learn what a booking step whose answer was lost did, by its request id (read only):
+        (the booking, "") if it holds one, (None, "") if it booked nothing (or it is undone
+        already), (None, why) when the server still gives no answer."""
+        trip = await self.store.get(trip_id)
+        agent = {"flight": self.agents.flights, "hotel": self.agents.hotels, "dinner": self.agents.dining}[
+            kind
+        ]
+        request_id = f"{trip_id}:{step_id}"
         try:
-            owner = (await self.store.get(trip_id)).tenant
-            found: dict[str, Any] = await action(CallContext(trip_id, f"verify_{step_id}", owner=owner))
-        except ToolRejected:
-            return None, ""  # definitely not booked: a request id replays before any capacity check
+            found = await agent.find(request_id, self._undo_context(trip_id, f"find_{step_id}", trip.tenant))
         except ToolCallError as exc:
-            return None, f"could not verify whether request {trip_id}:{step_id} was booked ({exc})"
+            return None, f"could not learn whether request {request_id} was booked ({exc})"
+        if found is None or found.get("status") != "confirmed":
+            return None, ""
         return found, ""
 
     async def _cancel_requested(self, trip_id: str) -> bool:
@@ -759,13 +771,13 @@ class TripRunner:
         trip_id: str,
         reason: TerminationReason,
         detail: str,
-        uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None = None,
+        uncertain: tuple[str, str] | None = None,
     ) -> None:
         """Cancel every booking in reverse order; what cannot be undone is flagged for a person.
 
-        `uncertain` is a booking step that failed without a definite answer (a timeout, a lost
-        response): it may have been written. It is asked again with the same request id, which
-        returns the booking if there is one (then cancelled) or a refusal if there is none.
+        `uncertain` is a booking step (and its kind) that failed without a definite answer (a
+        timeout, a lost response): it may have been written. It is looked up by its request id,
+        which finds the booking if there is one (then cancelled); nothing is written to learn it.
         """
         with tracer.start_as_current_span("saga compensate", attributes={"waypoint.saga.reason": reason}):
             await self._compensate_all(trip_id, reason, detail, uncertain)
@@ -775,13 +787,12 @@ class TripRunner:
         trip_id: str,
         reason: TerminationReason,
         detail: str,
-        uncertain: tuple[str, Callable[[CallContext], Awaitable[Any]]] | None,
+        uncertain: tuple[str, str] | None,
     ) -> None:
         manual: list[str] = []
         if uncertain is not None:
-            step_id, action = uncertain
-            kind = {"book_flight": "flight", "book_hotel": "hotel"}[step_id]
-            found, unknown = await self._verify(trip_id, step_id, action)
+            step_id, kind = uncertain
+            found, unknown = await self._find_booking(trip_id, kind, step_id)
             if unknown:
                 manual.append(unknown)
             if found is not None:
@@ -792,7 +803,7 @@ class TripRunner:
         for booking in reversed(trip.bookings):
             if booking.status != "confirmed":
                 continue
-            ctx = CallContext(trip_id, f"cancel_{booking.kind}", owner=trip.tenant)
+            ctx = self._undo_context(trip_id, f"cancel_{booking.kind}", trip.tenant)
             cancel_id = f"{booking.request_id}:cancel"
             try:
                 if booking.kind == "flight":

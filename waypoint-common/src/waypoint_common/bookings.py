@@ -139,6 +139,25 @@ class BookingLedger:
             raise self.unknown(booking_id)
         return booking
 
+    async def lookup(
+        self, booking_id: str | None, request_id: str | None, owner: str | None
+    ) -> dict[str, Any]:
+        """A get tool's answer: the booking named by its id, or by the request id that made it."""
+        if (booking_id is None) == (request_id is None):
+            raise ToolError(f"{self.id_field}: give either {self.id_field} or request_id (one of them)")
+        if booking_id is not None:
+            return await self.get(booking_id, owner)
+        assert request_id is not None
+        return await self.find(request_id, owner)
+
+    async def find(self, request_id: str, owner: str | None) -> dict[str, Any]:
+        """`owner`'s booking made by the write with `request_id` (read only): how a caller whose
+        answer was lost learns the outcome without writing again."""
+        booking = None if owner is None else await self.store.find(request_id, owner)
+        if booking is None:
+            raise ToolError(f"request_id: no booking was made with request id {request_id!r}")
+        return booking
+
     async def cancel(
         self,
         *,

@@ -47,7 +47,7 @@ for i = 3, #KEYS do
   redis.call('DECRBY', KEYS[i], amount)
 end
 redis.call('HSET', KEYS[2], 'data', ARGV[2], 'status', 'confirmed', 'request_id', ARGV[5], 'owner', ARGV[6])
-redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'result', ARGV[2])
+redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'result', ARGV[2], 'booking', KEYS[2])
 return {'created', ARGV[2]}
 """
 
@@ -138,17 +138,37 @@ class IdempotentWriteStore:
     def _claim_key(self, request_id: str) -> str:
         return f"wp:{self._service}:claim:{request_id}"
 
-    async def _claim(self, request_id: str, digest: str) -> None:
+    async def _claim(self, request_id: str, digest: str, tag: str) -> None:
+        """Claim the request id for this write: its fingerprint and the item's tag (so that the
+        request's outcome can be looked up by its id alone, see `find`)."""
         key = self._claim_key(request_id)
         ttl = self._ttl or None
-        if await self._redis.set(key, digest, nx=True, ex=ttl):
+        claim = f"{digest} {tag}"
+        if await self._redis.set(key, claim, nx=True, ex=ttl):
             return
         existing = await self._redis.get(key)
-        if existing is not None and existing != digest:
+        if existing is not None and existing != claim:
             raise RequestIdConflict
-        if existing is None and not await self._redis.set(key, digest, nx=True, ex=ttl):
+        if existing is None and not await self._redis.set(key, claim, nx=True, ex=ttl):
             # Expired and re-claimed by someone else between our two calls.
             raise RequestIdConflict
+
+    async def find(self, request_id: str, owner: str) -> dict[str, Any] | None:
+        """The booking a write request made, as it stands now (confirmed or cancelled); None when
+        that request booked nothing (yet), or not for `owner`. Reads only."""
+        claim = await self._redis.get(self._claim_key(request_id))
+        if claim is None or " " not in str(claim):
+            return None
+        tag = str(claim).split(" ", 1)[1]
+        booking_key = await self._redis.hget(self._record_key(tag, request_id), "booking")
+        if booking_key is None:
+            return None
+        fields = await self._redis.hgetall(str(booking_key))
+        if not fields or fields.get("owner") != owner:
+            return None
+        booking: dict[str, Any] = orjson.loads(fields["data"])
+        booking["status"] = fields["status"]
+        return booking
 
     async def remaining(self, counters: Sequence[tuple[str, str, int]]) -> list[int]:
         """Capacity left on each `(tag, counter, initial)`: `initial` where nothing was taken yet.
@@ -180,7 +200,7 @@ class IdempotentWriteStore:
     ) -> dict[str, Any]:
         """Take `amount` from every counter and store `booking` for `owner`, once per request id."""
         digest = fingerprint(tool, arguments, owner)
-        await self._claim(request_id, digest)
+        await self._claim(request_id, digest, tag)
         keys = [
             self._record_key(tag, request_id),
             self.booking_key(tag, booking_id),
@@ -223,7 +243,7 @@ class IdempotentWriteStore:
     ) -> dict[str, Any]:
         """Cancel `owner`'s booking and give its capacity back, exactly once however often asked."""
         digest = fingerprint(tool, arguments, owner)
-        await self._claim(request_id, digest)
+        await self._claim(request_id, digest, tag)
         booking = await self.get(tag, booking_id, owner)
         if booking is None:
             raise UnknownBooking

@@ -19,7 +19,7 @@ from tenacity import RetryCallState
 
 from waypoint_common.bookings import OWNER_META_KEY
 from waypoint_common.cache import ResultCache
-from waypoint_common.retries import ToolCallError, ToolUnavailable, retrying
+from waypoint_common.retries import ToolCallError, ToolRejected, ToolUnavailable, retrying
 from waypoint_orchestrator.toolclient import ToolClient
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,23 @@ class Specialist:
     """Base of the flights, hotels, weather and dining agents."""
 
     name = "specialist"
+    # The read-only tool that finds a booking by the request id of the write that made it.
+    lookup_tool = ""
 
     def __init__(self, client: ToolClient, retry: RetrySettings, cache: ResultCache | None = None) -> None:
         self.client = client
         self.retry = retry
         self.cache = cache
+
+    async def find(self, request_id: str, ctx: CallContext) -> dict[str, Any] | None:
+        """The booking the write with `request_id` made, as it stands now; None when that write
+        booked nothing. Reads only: learning a write's outcome never writes again."""
+        try:
+            return await self.call(self.lookup_tool, {"request_id": request_id}, ctx)
+        except ToolRejected as exc:
+            if "request_id: no booking" in str(exc):
+                return None
+            raise
 
     async def cached_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """A read-only call; its last good answer stands in (marked stale) while the server is down."""

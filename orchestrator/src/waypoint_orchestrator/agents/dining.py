@@ -22,6 +22,7 @@ def matches(restaurant: dict[str, Any], wish: DiningWish) -> bool:
 
 class DiningAgent(Specialist):
     name = "dining"
+    lookup_tool = "get_reservation"
 
     async def search(
         self, trip: ResolvedTrip, date: dt.date, wish: DiningWish, ctx: CallContext

@@ -10,6 +10,7 @@ from waypoint_orchestrator.models import ResolvedTrip
 
 class FlightsAgent(Specialist):
     name = "flights"
+    lookup_tool = "get_flight_booking"
 
     async def search(self, trip: ResolvedTrip, ctx: CallContext) -> list[dict[str, Any]]:
         assert trip.origin is not None

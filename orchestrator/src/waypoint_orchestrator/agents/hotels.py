@@ -11,6 +11,7 @@ from waypoint_orchestrator.models import ResolvedTrip
 
 class HotelsAgent(Specialist):
     name = "hotels"
+    lookup_tool = "get_hotel_booking"
 
     async def search(
         self, trip: ResolvedTrip, check_in: dt.date, check_out: dt.date, ctx: CallContext
