@@ -9,25 +9,49 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, RequestParamsMeta
 
-from tests.support import BIN, RedisServer, ServiceProcess, free_port, mcp_client, structured, wait_until
+from bench.harness import BIN, SERVICE_TOKEN, Harness, Interrupted, free_port, wait_until
+from waypoint_common.bookings import OWNER_META_KEY
 
 Call = Callable[[], Awaitable[Any]]
 SEATS_PER_OFFER = 9  # economy
+# Bookings name their owner (the tenant) in `_meta`, as the orchestrator does.
+OWNER: RequestParamsMeta = cast(RequestParamsMeta, {OWNER_META_KEY: "bench"})
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(url: str) -> AsyncIterator[Client]:
+    """One pooled MCP client over Streamable HTTP, holding the service token."""
+    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(15)) as http,
+        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=10) as client,
+    ):
+        yield client
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    if result.is_error:
+        raise RuntimeError(" ".join(getattr(c, "text", "") for c in result.content))
+    assert result.structured_content is not None
+    return dict(result.structured_content)
 
 
 @dataclass
@@ -92,7 +116,9 @@ async def run(calls: int, mcp_url: str, floor_url: str) -> list[Figures]:
         async def book() -> None:
             structured(
                 await client.call_tool(
-                    "book_flight", {"offer_id": next(seats), "passengers": 1, "request_id": uuid.uuid4().hex}
+                    "book_flight",
+                    {"offer_id": next(seats), "passengers": 1, "request_id": uuid.uuid4().hex},
+                    meta=OWNER,
                 )
             )
 
@@ -127,21 +153,18 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="measured calls per row (default 2000)")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="waypoint-bench-"))
-    redis = RedisServer.start()
-    flights = ServiceProcess.start(
-        "mcp-flights", {"REDIS_URL": redis.url, "WAYPOINT_LOG_LEVEL": "WARNING"}, log_dir
-    )
-    floor_port = free_port()
-    floor = subprocess.Popen([str(BIN / "python"), "-m", "bench.floor", "--port", str(floor_port)])
     try:
-        floor_url = f"http://127.0.0.1:{floor_port}"
-        wait_until(lambda: httpx2.get(f"{floor_url}/readyz").status_code == 200, 20, "floor")
-        met = report(asyncio.run(run(args.calls, flights.mcp_url, floor_url)))
-    finally:
-        floor.terminate()
-        floor.wait()
-        flights.stop()
-        redis.stop()
+        with Harness(log_dir) as harness:
+            redis = harness.redis()
+            flights = harness.start("mcp-flights", {"REDIS_URL": redis.url, "WAYPOINT_LOG_LEVEL": "WARNING"})
+            floor_port = free_port()
+            harness.popen([str(BIN / "python"), "-m", "bench.floor", "--port", str(floor_port)])
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            wait_until(lambda: httpx2.get(f"{floor_url}/readyz").status_code == 200, 20, "floor")
+            met = report(asyncio.run(run(args.calls, flights.mcp_url, floor_url)))
+    except Interrupted as stopped:
+        print(f"\n{stopped}", file=sys.stderr)
+        return 128 + stopped.signum
     # The figures are the product; missing a target is reported above, not an error.
     print("\nall targets met" if met else "\nsome targets missed (see above)")
     return 0

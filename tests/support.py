@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -24,183 +18,21 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, InputResponses, RequestParamsMeta
 from redis.asyncio import Redis
 
+# The process harness lives in bench/ (the benchmarks and the chaos run use it too; bench never
+# imports tests); its names are re-exported here for the suite.
+from bench.harness import SERVICE_TOKEN as SERVICE_TOKEN
+from bench.harness import RedisServer as RedisServer
+from bench.harness import ServiceProcess as ServiceProcess
+from bench.harness import free_port as free_port
+from bench.harness import wait_until as wait_until
 from waypoint_common.fleet import create_api_key
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
-# The service credential every process the suite starts gets (one per test run), and that the
-# suite's MCP and admin clients send.
-SERVICE_TOKEN = f"test-{secrets.token_hex(16)}"
 # The `_meta` key a tool server reads the booking owner (the orchestrator's tenant) from.
 OWNER_META_KEY = "waypoint/owner"
 TEST_OWNER = "tenant-suite"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready after {timeout}s")
-
-
-@dataclass
-class RedisServer:
-    port: int
-    proc: subprocess.Popen[bytes]
-    workdir: str
-    persistent: bool = False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @classmethod
-    def start(cls, *, persistent: bool = False) -> RedisServer:
-        """A redis-server of our own; `persistent` keeps an fsync-always append-only file across restarts."""
-        port = free_port()
-        workdir = tempfile.mkdtemp(prefix="waypoint-test-redis-")
-        server = cls(port, cls._spawn(port, workdir, persistent), workdir, persistent)
-        server._wait()
-        return server
-
-    @staticmethod
-    def _spawn(port: int, workdir: str, persistent: bool) -> subprocess.Popen[bytes]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed; `make test` installs it (apt-get install redis-server)"
-            )
-        durability = (
-            ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
-        )
-        return subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def _wait(self) -> None:
-        def pong() -> bool:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-
-        wait_until(pong, 10, "redis-server")
-
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL): what a crashed or unplugged Redis looks like to its clients."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def restart(self) -> None:
-        """Start again on the same port and data directory."""
-        self.proc = self._spawn(self.port, self.workdir, self.persistent)
-        self._wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-@dataclass
-class ServiceProcess:
-    """One of our services, started from its console script on a free port."""
-
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.base_url}/mcp"
-
-    @classmethod
-    def start(
-        cls, command: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None
-    ) -> ServiceProcess:
-        service = cls.spawn(command, env, log_dir, port=port)
-        service.wait_ready()
-        return service
-
-    @classmethod
-    def spawn(
-        cls, command: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None
-    ) -> ServiceProcess:
-        """Start the process without waiting for it (start several, then `wait_ready` each)."""
-        port = port or free_port()
-        log_path = log_dir / f"{command}-{port}.log"
-        full_env = {
-            **os.environ,
-            "WAYPOINT_HOST": "127.0.0.1",
-            "WAYPOINT_PORT": str(port),
-            "WAYPOINT_ENVIRONMENT": "test",
-            "WAYPOINT_SERVICE_TOKEN": SERVICE_TOKEN,
-            **env,
-        }
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen([str(BIN / command)], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-        return cls(command, port, proc, log_path, dict(env))
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
-            return httpx2.get(f"{self.base_url}/readyz", timeout=1).status_code == 200
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if ready():
-                    return
-            except RuntimeError:
-                raise
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    @property
-    def token(self) -> str:
-        """The service token this process was started with."""
-        return self.env.get("WAYPOINT_SERVICE_TOKEN", SERVICE_TOKEN)
-
-    def admin(self, method: str, path: str, json: Any = None) -> Any:
-        response = httpx2.request(
-            method,
-            f"{self.base_url}{path}",
-            json=json,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=5,
-        )
-        response.raise_for_status()
-        return response.json()
 
 
 @dataclass
