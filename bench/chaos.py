@@ -4,7 +4,13 @@ Everything runs on 127.0.0.1 and stops by itself: a redis-server, the four tool 
 injected faults (errors, hangs past the callers' timeout, responses lost after the write),
 and two orchestrator processes sharing the queue. Halfway through, one orchestrator is killed
 with SIGKILL and started again. When every trip has settled, the bookings in the tool servers'
-Redis are compared with the bookings the trips report: no duplicate, no orphan, none missing.
+Redis are audited against the bookings the trips report (`bench.booking_audit`): no request id
+with two bookings, none unreported, none missing, each reported once by the trip that made it
+with its status, and every item's capacity taken equal to what its confirmed bookings hold.
+
+Every process it starts is stopped when it ends, however it ends: a service that exits or is
+not ready in time, an error, Ctrl-C, SIGTERM or SIGHUP (the exit status is then 128 + the
+signal's number).
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import datetime as dt
 import json
 import random
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,9 +34,10 @@ from typing import Any
 import httpx2
 import redis
 
-from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
+from bench.booking_audit import BookingAudit, audit_bookings
+from bench.harness import BIN, Harness, Interrupted, RedisServer, ServiceProcess, free_port
+from waypoint_common.fleet import TOOL_SERVERS, create_api_key, url_variable
 
-TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 CITIES = (
     "Denver",
@@ -50,14 +59,17 @@ CITIES = (
     "Dublin",
     "Paris",
 )
-MONTHS = ("May", "June", "July", "August", "September")
-KIND_TAGS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
+TENANT = "chaos"
 
 
 def default_faults(error_rate: float) -> str:
     return json.dumps(
         {"*": {"error_rate": error_rate, "hang_rate": 0.02, "hang_seconds": 2.5, "lose_response_rate": 0.1}}
     )
+
+
+def _progress(message: str) -> None:
+    print(f"chaos: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -69,12 +81,7 @@ class Report:
     injected: collections.Counter[str]
     retries: int
     breaker_openings: int
-    bookings_in_redis: int
-    bookings_reported: int
-    duplicates: int
-    orphans: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)
+    audit: BookingAudit
     unsettled: list[str] = field(default_factory=list)
     without_reason: list[str] = field(default_factory=list)
     manual: int = 0
@@ -82,16 +89,10 @@ class Report:
 
     @property
     def consistent(self) -> bool:
-        return not (
-            self.orphans
-            or self.missing
-            or self.mismatched
-            or self.unsettled
-            or self.without_reason
-            or self.duplicates
-        )
+        return self.audit.clean and not (self.unsettled or self.without_reason)
 
     def table(self) -> str:
+        audit = self.audit
         rows = [("trips", self.trips), ("seconds", f"{self.seconds:.0f}")]
         rows += [(f"  {state}", n) for state, n in sorted(self.states.items())]
         rows += [(f"  reason {reason}", n) for reason, n in sorted(self.reasons.items())]
@@ -100,87 +101,111 @@ class Report:
             *((f"  injected {k}", v) for k, v in sorted(self.injected.items())),
             ("retries", self.retries),
             ("breaker openings", self.breaker_openings),
-            ("bookings made (in Redis)", self.bookings_in_redis),
-            ("bookings reported by trips", self.bookings_reported),
-            ("duplicates", self.duplicates),
-            ("orphans (in Redis, not reported)", len(self.orphans)),
-            ("missing (reported, not in Redis)", len(self.missing)),
-            ("status mismatches", len(self.mismatched)),
+            ("bookings made (in Redis)", audit.bookings_in_redis),
+            ("bookings reported by trips", audit.bookings_reported),
+            ("request ids with more than one booking", len(audit.duplicates)),
+            ("orphans (in Redis, not reported)", len(audit.orphans)),
+            ("missing (reported, not in Redis)", len(audit.missing)),
+            ("reported more than once", len(audit.reported_twice)),
+            ("reported by a trip that did not make them", len(audit.misattributed)),
+            ("status mismatches", len(audit.mismatched)),
+            ("capacity counters checked", audit.counters_checked),
+            ("capacity counters off", len(audit.capacity)),
             ("trips flagged for manual intervention", self.manual),
             ("trips not settled", len(self.unsettled)),
+            ("trips without a termination reason", len(self.without_reason)),
         ]
         width = max(len(str(k)) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _query(rng: random.Random) -> dict[str, Any]:
+def _query(rng: random.Random, today: dt.date) -> dict[str, Any]:
+    """A booked trip in free text, on a date 3 weeks to 10 months from today."""
     origin, destination = rng.sample(CITIES, 2)
     dinner = " with a fancy dinner" if rng.random() < 0.6 else ""
+    start = today + dt.timedelta(days=rng.randint(21, 300))
     return {
-        "query": f"{rng.randint(2, 5)}-day trip to {destination} from {origin} on {rng.choice(MONTHS)} "
-        f"{rng.randint(1, 28)} for {rng.randint(1, 3)}{dinner}, budget ${rng.randint(2500, 9000)}",
+        "query": f"{rng.randint(2, 5)}-day trip to {destination} from {origin} on {start:%B} {start.day} "
+        f"for {rng.randint(1, 3)}{dinner}, budget ${rng.randint(2500, 9000)}",
         "book": True,
         "traveler_name": "Chaos Tester",
     }
 
 
 class Chaos:
-    def __init__(self, trips: int, error_rate: float, seed: int, log_dir: Path) -> None:
-        self.trips = trips
-        self.rng = random.Random(seed)
-        self.log_dir = log_dir
-        self.redis = RedisServer.start()
-        faults = default_faults(error_rate)
-        self.tools = {
-            name: ServiceProcess.spawn(
-                name,
-                {
-                    "REDIS_URL": self.redis.url,
-                    "WAYPOINT_FAULTS": faults,
-                    "WAYPOINT_FAULT_SEED": str(seed),
-                    "WAYPOINT_LOG_LEVEL": "WARNING",
-                },
-                log_dir,
-            )
-            for name in TOOL_SERVERS
-        }
-        for service in self.tools.values():
-            service.wait_ready()
-        self.env = orchestrator_env(
-            self.redis.url,
-            self.tools,
-            WAYPOINT_WORKERS="4",
-            WAYPOINT_TOOL_TIMEOUT_SECONDS="1",
-            WAYPOINT_RETRY_MAX_WAIT_SECONDS="0.3",
-            WAYPOINT_JOB_LEASE_SECONDS="3",
-            WAYPOINT_BREAKER_FAILURES="8",
-            WAYPOINT_BREAKER_COOLDOWN_SECONDS="1",
-        )
-        ports = [free_port(), free_port()]
-        self.orchestrators = [
-            ServiceProcess.spawn("waypoint-orchestrator", self.env, log_dir, port=port) for port in ports
-        ]
-        for service in self.orchestrators:
-            service.wait_ready()
+    """One chaos run's fleet, started through `harness` (which stops it), and the run itself."""
 
-    def stop(self) -> None:
-        for service in (*self.orchestrators, *self.tools.values()):
-            service.stop()
-        self.redis.stop()
+    def __init__(self, harness: Harness, *, faults: str, seed: int) -> None:
+        self.harness = harness
+        self.faults = faults
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.redis: RedisServer | None = None
+        self.tools: dict[str, ServiceProcess] = {}
+        self.orchestrators: list[ServiceProcess] = []
+        self.env: dict[str, str] = {}
+        self.api_key = ""
+        self.settled: dict[str, dict[str, Any]] = {}
+        self._stopping = threading.Event()
+
+    @property
+    def redis_url(self) -> str:
+        assert self.redis is not None, "start() first"
+        return self.redis.url
+
+    def start(self) -> None:
+        """Redis, the four tool servers, an API key, then two orchestrators; each ready."""
+        self.redis = self.harness.redis()
+        tool_env = {
+            "REDIS_URL": self.redis.url,
+            "WAYPOINT_FAULTS": self.faults,
+            "WAYPOINT_FAULT_SEED": str(self.seed),
+            "WAYPOINT_LOG_LEVEL": "WARNING",
+        }
+        self.tools = {spec.name: self.harness.spawn(spec.command, tool_env) for spec in TOOL_SERVERS}
+        self.harness.wait_ready(*self.tools.values())
+        self.api_key, _ = create_api_key(
+            BIN,
+            self.redis.url,
+            TENANT,
+            *("--name", "chaos", "--requests-per-minute", "100000"),
+            *("--concurrent-waits", "10000", "--daily-spend-usd", "10000000"),
+        )
+        self.env = {
+            "REDIS_URL": self.redis.url,
+            **{url_variable(spec): self.tools[spec.name].mcp_url for spec in TOOL_SERVERS},
+            "WAYPOINT_WORKERS": "4",
+            "WAYPOINT_TOOL_TIMEOUT_SECONDS": "1",
+            "WAYPOINT_RETRY_MAX_WAIT_SECONDS": "0.3",
+            "WAYPOINT_JOB_LEASE_SECONDS": "3",
+            "WAYPOINT_BREAKER_FAILURES": "8",
+            "WAYPOINT_BREAKER_COOLDOWN_SECONDS": "1",
+        }
+        self.orchestrators = [
+            self.harness.spawn("waypoint-orchestrator", self.env, port=free_port()) for _ in range(2)
+        ]
+        self.harness.wait_ready(*self.orchestrators)
+        _progress(
+            f"fleet ready: {self.redis.url}, {len(self.tools)} tool servers, "
+            f"{len(self.orchestrators)} orchestrators (logs in {self.harness.log_dir})"
+        )
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", **(extra or {})}
 
     def _submit(self, body: dict[str, Any]) -> str:
         """POST with an Idempotency-Key, retrying on another orchestrator while one is down."""
         key = f"chaos-{uuid.uuid4()}"
         deadline = time.monotonic() + 60
         attempt = 0
-        while True:
+        while not self._stopping.is_set():
             target = self.orchestrators[attempt % len(self.orchestrators)]
             attempt += 1
             try:
                 response = httpx2.post(
                     f"{target.base_url}/v1/trips",
                     json=body,
-                    headers=api_headers(target, {"Idempotency-Key": key}),
+                    headers=self._headers({"Idempotency-Key": key}),
                     timeout=10,
                 )
                 if response.status_code == 202:
@@ -192,35 +217,50 @@ class Chaos:
             if time.monotonic() > deadline:
                 raise RuntimeError("could not submit a trip for a minute")
             time.sleep(0.2)
+        raise RuntimeError("stopping")
 
     def _kill_and_restart(self) -> None:
         victim = self.orchestrators[0]
+        _progress(f"killing the orchestrator on port {victim.port} (SIGKILL), then starting it again")
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait()
-        time.sleep(1.0)
-        self.orchestrators[0] = ServiceProcess.start(
-            "waypoint-orchestrator", self.env, self.log_dir, port=victim.port
-        )
+        time.sleep(1.0)  # down for a moment: its running jobs are left to the lease to recover
+        self.orchestrators[0] = self.harness.start("waypoint-orchestrator", self.env, port=victim.port)
 
-    def run(self, settle_timeout: float) -> Report:
+    def run(self, trips: int, settle_timeout: float) -> Report:
         started = time.monotonic()
-        bodies = [_query(self.rng) for _ in range(self.trips)]
-        ids: list[str] = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            first = list(pool.map(self._submit, bodies[: self.trips // 2]))
+        today = dt.datetime.now(dt.UTC).date()
+        bodies = [_query(self.rng, today) for _ in range(trips)]
+        _progress(f"submitting {trips} trips")
+        # Not a `with` block: on an interrupt the pool must not wait for the queued submissions.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        try:
+            first = list(pool.map(self._submit, bodies[: trips // 2]))
             self._kill_and_restart()
-            second = list(pool.map(self._submit, bodies[self.trips // 2 :]))
-        ids = first + second
-        trips = self._wait(ids, settle_timeout)
-        report = self._audit(trips)
+            second = list(pool.map(self._submit, bodies[trips // 2 :]))
+        finally:
+            self._stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+        _progress("waiting for every trip to settle")
+        self.settled = self._wait(first + second, settle_timeout)
+        _progress("auditing")
+        report = self._report(self.settled)
         report.seconds = time.monotonic() - started
         return report
+
+    def audit(self) -> BookingAudit:
+        """The tool servers' Redis against the trips of the last run, as it stands now."""
+        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            return audit_bookings(client, self.settled.values())
+        finally:
+            client.close()
 
     def _get(self, trip_id: str) -> dict[str, Any] | None:
         for service in self.orchestrators:
             try:
                 response = httpx2.get(
-                    f"{service.base_url}/v1/trips/{trip_id}", headers=api_headers(service), timeout=10
+                    f"{service.base_url}/v1/trips/{trip_id}", headers=self._headers(), timeout=10
                 )
                 if response.status_code == 200:
                     trip: dict[str, Any] = response.json()
@@ -244,28 +284,7 @@ class Chaos:
             time.sleep(1.0)
         return trips
 
-    def _audit(self, trips: dict[str, dict[str, Any]]) -> Report:
-        client = redis.Redis.from_url(self.redis.url, decode_responses=True)
-        in_redis: dict[str, tuple[str, str, str]] = {}  # booking id -> (trip id, step, status)
-        per_step: collections.Counter[tuple[str, str]] = collections.Counter()
-        for tag in KIND_TAGS.values():
-            for key in client.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
-                request_id = str(client.hget(key, "request_id") or "")
-                status = str(client.hget(key, "status") or "")
-                booking_id = key.rsplit(":booking:", 1)[1]
-                trip_id, _, step = request_id.partition(":")
-                in_redis[booking_id] = (trip_id, step, status)
-                per_step[(trip_id, step)] += 1
-        client.close()
-        reported: dict[str, tuple[str, str]] = {}
-        for trip in trips.values():
-            for booking in trip["bookings"]:
-                reported[booking["booking_id"]] = (trip["id"], booking["status"])
-        orphans = [
-            b for b, (trip_id, _, status) in in_redis.items() if status == "confirmed" and b not in reported
-        ]
-        missing = [b for b in reported if b not in in_redis]
-        mismatched = [b for b, (_, status) in reported.items() if b in in_redis and in_redis[b][2] != status]
+    def _report(self, trips: dict[str, dict[str, Any]]) -> Report:
         calls: collections.Counter[str] = collections.Counter()
         injected: collections.Counter[str] = collections.Counter()
         for service in self.tools.values():
@@ -276,7 +295,7 @@ class Chaos:
         retries = sum(max(0, s["attempts"] - 1) for t in trips.values() for s in t["steps"])
         openings = sum(
             path.read_text().count('"breaker_state": "open"')
-            for path in self.log_dir.glob("waypoint-orchestrator-*.log")
+            for path in self.harness.log_dir.glob("waypoint-orchestrator-*.log")
         )
         return Report(
             trips=len(trips),
@@ -288,12 +307,7 @@ class Chaos:
             injected=injected,
             retries=retries,
             breaker_openings=openings,
-            bookings_in_redis=len(in_redis),
-            bookings_reported=len(reported),
-            duplicates=sum(n - 1 for n in per_step.values() if n > 1),
-            orphans=orphans,
-            missing=missing,
-            mismatched=mismatched,
+            audit=self.audit(),
             unsettled=[t["id"] for t in trips.values() if t["status"] not in SETTLED],
             without_reason=[t["id"] for t in trips.values() if not t["termination"]],
             manual=sum(1 for t in trips.values() if t["manual_intervention_required"]),
@@ -307,12 +321,14 @@ def run_chaos(
     seed: int = 7,
     log_dir: Path | None = None,
     settle_timeout: float = 900,
+    ready_timeout: float = 60,
 ) -> Report:
-    chaos = Chaos(trips, error_rate, seed, log_dir or Path(tempfile.mkdtemp(prefix="waypoint-chaos-")))
-    try:
-        return chaos.run(settle_timeout)
-    finally:
-        chaos.stop()
+    """Start the fleet, run `trips` booked trips through it, audit, and stop every process."""
+    logs = log_dir or Path(tempfile.mkdtemp(prefix="waypoint-chaos-"))
+    with Harness(logs, ready_timeout=ready_timeout) as harness:
+        chaos = Chaos(harness, faults=default_faults(error_rate), seed=seed)
+        chaos.start()
+        return chaos.run(trips, settle_timeout)
 
 
 def main() -> int:
@@ -320,17 +336,32 @@ def main() -> int:
     parser.add_argument("--trips", type=int, default=1000, help="booked trips to run (default 1000)")
     parser.add_argument("--error-rate", type=float, default=0.2, help="injected error rate per tool call")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60,
+        help="seconds each service has to become ready (default 60)",
+    )
     args = parser.parse_args()
-    report = run_chaos(args.trips, error_rate=args.error_rate, seed=args.seed, settle_timeout=3600)
+    try:
+        report = run_chaos(
+            args.trips,
+            error_rate=args.error_rate,
+            seed=args.seed,
+            settle_timeout=3600,
+            ready_timeout=args.ready_timeout,
+        )
+    except Interrupted as stopped:
+        _progress(f"{stopped}; every process it started is stopped")
+        return 128 + stopped.signum
+    except (RuntimeError, TimeoutError) as exc:
+        _progress(f"failed: {exc}\nevery process it started is stopped")
+        return 1
     print(report.table())
-    for label, items in (
-        ("orphans", report.orphans),
-        ("missing", report.missing),
-        ("mismatched", report.mismatched),
-        ("unsettled", report.unsettled),
-    ):
-        if items:
-            print(f"{label}: {', '.join(items[:20])}")
+    for problem in report.audit.problems():
+        print(problem)
+    if report.unsettled:
+        print(f"unsettled: {', '.join(report.unsettled[:20])}")
     print("\nconsistent: every booking accounted for" if report.consistent else "\nINCONSISTENT")
     return 0 if report.consistent else 1
 
