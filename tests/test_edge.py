@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime as dt
 import json
 import socket
 import time
@@ -20,9 +19,18 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import ApiKey, RedisServer, ServiceProcess, bookings_of, make_key, orchestrator_env
+from tests.helpers import SETTLED_STATUSES, days_ahead
+from tests.support import (
+    ApiKey,
+    RedisServer,
+    ServiceProcess,
+    bookings_of,
+    make_key,
+    orchestrator_env,
+    wait_until,
+)
+from waypoint_orchestrator.quotas import WaitSlots
 
-PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
 TRIP_ROUTES = (
     ("POST", "/v1/trips"),
     ("GET", "/v1/trips/{id}"),
@@ -34,7 +42,7 @@ TRIP_ROUTES = (
 
 def structured_trip(**overrides: Any) -> dict[str, Any]:
     """A complete structured request, dated from today so the test works on any day."""
-    start = dt.date.today() + dt.timedelta(days=40)
+    start = days_ahead(40)
     body: dict[str, Any] = {
         "origin": "SEA",
         "destination": "Denver",
@@ -61,6 +69,29 @@ def settle(service: ServiceProcess, key: ApiKey, body: dict[str, Any], **headers
     assert response.status_code == 200, response.text
     trip: dict[str, Any] = response.json()
     return trip
+
+
+def wait_settled(service: ServiceProcess, key: ApiKey, *trip_ids: str) -> None:
+    """Wait for trips this test started and did not wait for, so that their searches are over
+    before another test counts calls at the tool servers."""
+    deadline = time.monotonic() + 90
+    for trip_id in trip_ids:
+        while call(service, "GET", f"/v1/trips/{trip_id}", key).json()["status"] not in SETTLED_STATUSES:
+            assert time.monotonic() < deadline, f"trip {trip_id} did not settle"
+            time.sleep(0.2)
+
+
+def slots_held(redis_url: str, key_id: str) -> int:
+    """How many held-request slots the key holds now."""
+
+    async def count() -> int:
+        client = Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return await WaitSlots(client).held(key_id)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(count())
 
 
 def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
@@ -183,6 +214,8 @@ def test_idempotency_keys_are_per_tenant(orchestrator: ServiceProcess, acme: Api
         headers={"Idempotency-Key": key},
     )
     assert_problem(other, 422)
+    wait_settled(orchestrator, acme, first.json()["id"])
+    wait_settled(orchestrator, globex, theirs.json()["id"])
 
 
 # -- scopes -------------------------------------------------------------------------------------
@@ -337,13 +370,14 @@ async def test_held_streams_and_waits_of_one_key_leave_everyone_else_served(
     auth = {"Authorization": f"Bearer {flooder.key}"}
     limits = httpx2.Limits(max_connections=700, max_keepalive_connections=0)
     statuses: list[int] = []
+    release = asyncio.Event()
     async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
 
         async def hold_stream() -> None:
             async with client.stream("GET", events_url, headers=auth) as response:
                 statuses.append(response.status_code)
                 if response.status_code == 200:
-                    await asyncio.sleep(8)
+                    await release.wait()
 
         async def hold_wait() -> None:
             response = await client.post(
@@ -355,7 +389,11 @@ async def test_held_streams_and_waits_of_one_key_leave_everyone_else_served(
 
         held = [asyncio.create_task(hold_stream()) for _ in range(500)]
         held += [asyncio.create_task(hold_wait()) for _ in range(100)]
-        await asyncio.sleep(3)
+        # Every request has its answer (a held stream has its headers) before the neighbour comes.
+        deadline = time.monotonic() + 60
+        while len(statuses) < len(held):
+            assert time.monotonic() < deadline, f"{len(statuses)} of {len(held)} answered"
+            await asyncio.sleep(0.1)
         # Meanwhile another tenant is served normally.
         for _ in range(5):
             made = await client.post(
@@ -369,6 +407,9 @@ async def test_held_streams_and_waits_of_one_key_leave_everyone_else_served(
                 headers={"Authorization": f"Bearer {neighbour.key}"},
             )
             assert seen.status_code == 200
+        # ... while the streams that got their slot are still open.
+        assert len([task for task in held if not task.done()]) == statuses.count(200)
+        release.set()
         await asyncio.gather(*held)
     assert 503 not in statuses
     assert all(s in (200, 202, 429) for s in statuses), sorted(set(statuses))
@@ -389,7 +430,8 @@ def test_a_wait_without_a_free_slot_is_answered_at_once(
         holding = pool.submit(
             call, service, "POST", "/v1/trips", key, json=structured_trip(), headers={"Prefer": "wait=6"}
         )
-        time.sleep(1.5)
+        # The waiting request holds the key's one slot.
+        wait_until(lambda: slots_held(redis_server.url, key.id) == 1, 30, "the held wait's slot")
         quick = call(service, "GET", f"/v1/trips/{trip['id']}/events", key)
         assert_problem(quick, 429)
         unwaited = call(
@@ -446,6 +488,7 @@ def test_a_body_just_under_the_limit_is_read(orchestrator: ServiceProcess, acme:
         orchestrator, "POST", "/v1/trips", acme, content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 202, response.text
+    wait_settled(orchestrator, acme, response.json()["id"])
 
 
 # -- dates at the calendar's ends ---------------------------------------------------------------

@@ -21,13 +21,17 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env
+from tests.helpers import month_ahead
+from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env, suite_key
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Termination, Trip
+from waypoint_orchestrator.quotas import WaitSlots
 from waypoint_orchestrator.store import TripStore
 
 NO_DATES = {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"}
-VIENNA = "4-day trip to Vienna from London in April for two with one fancy dinner, budget 3000 EUR"
+VIENNA = (
+    f"4-day trip to Vienna from London in {month_ahead(60)[0]} for two with one fancy dinner, budget 3000 EUR"
+)
 STREAMS = 500
 WAITS = 100
 STREAMS_PER_TRIP = 5
@@ -102,6 +106,19 @@ async def state(api_only: ApiOnly) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+async def slots_held(state: Redis, api_only: ApiOnly) -> int:
+    """Held-request slots (open streams, waiting requests) of the suite's key on this Redis."""
+    return await WaitSlots(state).held(suite_key(api_only.redis_server.url).id)
+
+
+async def wait_for_slots(state: Redis, api_only: ApiOnly, count: int) -> None:
+    for _ in range(300):
+        if await slots_held(state, api_only) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{await slots_held(state, api_only)} slots held, not {count}")
+
+
 async def redis_clients(redis: Redis) -> list[dict[str, Any]]:
     """Every connection on the test's redis-server but this test's own."""
     me = await redis.client_id()
@@ -151,9 +168,15 @@ async def test_500_streams_and_100_waits_hold_no_pooled_connection_and_nothing_i
         assert not [s.exception() for s in streams if s.done()], "a stream ended early"
         assert len(opened) == STREAMS, f"{len(opened)} of {STREAMS} streams opened"
 
+        held_before = await slots_held(state, api_only)
         waits = [asyncio.create_task(post(Prefer="wait=60")) for _ in range(WAITS)]
-        await asyncio.sleep(3)
+        # Every wait is in (it holds its slot) before anything else is asked.
+        for _ in range(600):
+            if await slots_held(state, api_only) == held_before + WAITS or any(w.done() for w in waits):
+                break
+            await asyncio.sleep(0.1)
         assert not [w for w in waits if w.done()], "a Prefer: wait request was answered early"
+        assert await slots_held(state, api_only) == held_before + WAITS
 
         # Meanwhile other requests answer as usual.
         for trip_id in followed[:10]:
@@ -241,6 +264,7 @@ async def test_a_lost_notification_only_delays_a_waiter(api_only: ApiOnly, state
     base = api_only.service.base_url
     created = httpx2.post(f"{base}/v1/trips", json=NO_DATES, headers=headers(api_only.service), timeout=30)
     trip_id = created.json()["id"]
+    held_before = await slots_held(state, api_only)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         stream = pool.submit(read_events, api_only.service, trip_id)
         # Cancelling a queued trip leaves it to its worker (there is none here): the request waits.
@@ -250,7 +274,8 @@ async def test_a_lost_notification_only_delays_a_waiter(api_only: ApiOnly, state
             headers=headers(api_only.service, Prefer="wait=30"),
             timeout=60,
         )
-        await asyncio.sleep(1.5)
+        # Both are in: the stream is open and the cancel waits, each holding a slot.
+        await wait_for_slots(state, api_only, held_before + 2)
         assert not stream.done()
         assert not waited.done()
         raw = await state.get(TripStore.key(trip_id))
@@ -285,9 +310,11 @@ async def test_the_subscriber_comes_back_after_its_connection_is_killed(
 
     created = httpx2.post(f"{base}/v1/trips", json=NO_DATES, headers=headers(api_only.service), timeout=30)
     trip_id = created.json()["id"]
+    held_before = await slots_held(state, api_only)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         stream = pool.submit(read_events, api_only.service, trip_id, limit=2)
-        await asyncio.sleep(1)
+        # The stream is open (it holds its slot) before the change it must be told of.
+        await wait_for_slots(state, api_only, held_before + 1)
         cancel = httpx2.post(
             f"{base}/v1/trips/{trip_id}/cancel", headers=headers(api_only.service), timeout=30
         )

@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
+from tests.helpers import days_ahead, spoken
 from tests.redisproxy import RedisProxy
 from tests.support import RedisServer, ServiceProcess, bookings_of, orchestrator_env, suite_key
 from waypoint_orchestrator import store as trip_store
@@ -233,7 +234,8 @@ async def stored_trip(redis: Redis, trip_id: str) -> Trip:
 
 def planned_trip(fleet: Fleet) -> dict[str, Any]:
     response = fleet.post(
-        {"query": "3-day trip to Denver from Chicago on June 3 for one, budget $4000"}, Prefer="wait=60"
+        {"query": f"3-day trip to Denver from Chicago on {spoken(days_ahead(33))} for one, budget $4000"},
+        Prefer="wait=60",
     )
     assert response.status_code == 200, response.text
     trip: dict[str, Any] = response.json()

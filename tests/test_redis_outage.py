@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env
+from tests.helpers import days_ahead, spoken
+from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env, wait_until
 
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
@@ -31,7 +32,8 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
                 f"{orchestrator.base_url}/v1/trips",
                 headers=api_headers(orchestrator),
                 json={
-                    "query": f"3-day trip to Boston from Denver on October {day} for two, budget $5000",
+                    "query": f"3-day trip to Boston from Denver on {spoken(days_ahead(30 + day))} for two, "
+                    "budget $5000",
                     "book": True,
                 },
                 timeout=10,
@@ -41,13 +43,28 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
             accepted = list(pool.map(submit, range(1, 13)))
-        time.sleep(0.3)
+
+        def in_flight() -> bool:
+            trips = [
+                httpx2.get(
+                    f"{orchestrator.base_url}/v1/trips/{trip_id}",
+                    headers=api_headers(orchestrator),
+                    timeout=10,
+                ).json()
+                for trip_id in accepted
+            ]
+            return any(t["status"] in ("running", "booking") for t in trips)
+
+        # Redis goes away while trips are being worked on (the hotel searches are slow).
+        wait_until(in_flight, 30, "a trip in flight")
         state.kill()
 
         refused = httpx2.post(
             f"{orchestrator.base_url}/v1/trips",
             headers=api_headers(orchestrator),
-            json={"query": "3-day trip to Boston from Denver on October 20 for two, budget $5000"},
+            json={
+                "query": f"3-day trip to Boston from Denver on {spoken(days_ahead(50))} for two, budget $5000"
+            },
             timeout=30,
         )
         assert refused.status_code == 503
@@ -55,7 +72,7 @@ def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
         assert refused.headers["Retry-After"]
         assert httpx2.get(f"{orchestrator.base_url}/readyz", timeout=10).status_code == 503
         assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=10).status_code == 200
-        time.sleep(2)
+        time.sleep(2)  # how long the outage lasts (more than the 2-second job lease), not a wait
         state.restart()
 
         deadline = time.monotonic() + 120

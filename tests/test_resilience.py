@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
+from tests.helpers import days_ahead, spoken
 from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
 from waypoint_common.resilience import CircuitBreaker, CircuitOpen, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
@@ -22,12 +23,33 @@ TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 FULL_TRIP = "3-day trip to Denver from Chicago on {day} for two with a fancy dinner, budget $5000"
 
 
+def when(n: int) -> str:
+    """The n-th travel day of this module, from today: each test asks for days no other test
+    asks for, so no answer one test cached stands in for another's."""
+    return spoken(days_ahead(30 + n))
+
+
 @pytest.fixture(scope="module")
-def resilient(
-    servers: dict[str, ServiceProcess], log_dir: Path
-) -> Iterator[tuple[ServiceProcess, dict[str, ServiceProcess]]]:
-    """An orchestrator with a queue of its own, short timeouts and a breaker that opens after 3 failures."""
+def tools(log_dir: Path) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
+    """Tool servers of this module's own on a Redis of its own: the calls they count are this
+    module's only (no trip another test left running reaches them)."""
     redis = RedisServer.start()
+    started = {name: ServiceProcess.spawn(name, {"REDIS_URL": redis.url}, log_dir) for name in TOOL_SERVERS}
+    for service in started.values():
+        service.wait_ready()
+    yield redis, started
+    for service in started.values():
+        service.stop()
+    redis.stop()
+
+
+@pytest.fixture
+def resilient(
+    tools: tuple[RedisServer, dict[str, ServiceProcess]], log_dir: Path
+) -> Iterator[tuple[ServiceProcess, dict[str, ServiceProcess]]]:
+    """An orchestrator of each test's own (its breakers start closed, whatever ran before), with
+    short timeouts and a breaker that opens after 3 failures."""
+    redis, servers = tools
     orchestrator = ServiceProcess.start(
         "waypoint-orchestrator",
         orchestrator_env(
@@ -42,14 +64,13 @@ def resilient(
     )
     yield orchestrator, servers
     orchestrator.stop()
-    redis.stop()
 
 
 @pytest.fixture(autouse=True)
-def no_faults(servers: dict[str, ServiceProcess]) -> Iterator[None]:
+def no_faults(tools: tuple[RedisServer, dict[str, ServiceProcess]]) -> Iterator[None]:
     yield
-    for name in TOOL_SERVERS:
-        servers[name].admin("PUT", "/admin/faults", {})
+    for service in tools[1].values():
+        service.admin("PUT", "/admin/faults", {})
 
 
 def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
@@ -80,20 +101,16 @@ def test_a_tool_error_is_not_retried_and_a_timeout_is(
 
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
     before = calls(weather, "get_forecast")
-    rejected = plan(orchestrator, {"query": FULL_TRIP.format(day="May 4")})
+    rejected = plan(orchestrator, {"query": FULL_TRIP.format(day=when(1))})
     assert calls(weather, "get_forecast") - before == 1
     assert step(rejected, "get_forecast")["attempts"] == 1
     assert "injected rejection" in step(rejected, "get_forecast")["error"]
 
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"hang_rate": 1.0, "hang_seconds": 3}})
     before = calls(weather, "get_forecast")
-    timed_out = plan(orchestrator, {"query": FULL_TRIP.format(day="May 5")})
+    timed_out = plan(orchestrator, {"query": FULL_TRIP.format(day=when(2))})
     assert calls(weather, "get_forecast") - before == 3
     assert step(timed_out, "get_forecast")["attempts"] == 3
-    weather.admin("PUT", "/admin/faults", {})
-    # Three failures in a row opened the breaker; let it close before the next test.
-    time.sleep(2.5)
-    assert plan(orchestrator, {"query": FULL_TRIP.format(day="May 6")})["status"] == "planned"
 
 
 def test_the_breaker_opens_fails_fast_and_closes_after_the_cooldown(
@@ -103,19 +120,28 @@ def test_the_breaker_opens_fails_fast_and_closes_after_the_cooldown(
     weather = tools["mcp-weather"]
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"error_rate": 1.0}})
     before = calls(weather, "get_forecast")
-    first = plan(orchestrator, {"query": FULL_TRIP.format(day="May 11")})
+    first = plan(orchestrator, {"query": FULL_TRIP.format(day=when(3))})
     assert calls(weather, "get_forecast") - before == 3  # three tries, the third opens the breaker
     assert first["status"] == "partial"
 
-    second = plan(orchestrator, {"query": FULL_TRIP.format(day="May 12")})
+    second = plan(orchestrator, {"query": FULL_TRIP.format(day=when(4))})
     assert calls(weather, "get_forecast") - before == 3, "fail-fast calls reached the server"
     assert "circuit open" in step(second, "get_forecast")["error"]
     assert second["status"] == "partial"
 
     weather.admin("PUT", "/admin/faults", {})
-    time.sleep(2.5)
-    third = plan(orchestrator, {"query": FULL_TRIP.format(day="May 13")})
-    assert third["status"] == "planned", third["warnings"]
+    # Trips until one is planned: until the cooldown is over each fails fast without a call;
+    # then one probe goes through and closes the breaker.
+    deadline = time.monotonic() + 60
+    n = 100
+    third = plan(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
+    while third["status"] != "planned":
+        assert "circuit open" in step(third, "get_forecast")["error"], third["warnings"]
+        assert calls(weather, "get_forecast") - before == 3, "fail-fast calls reached the server"
+        assert time.monotonic() < deadline, "the breaker never let a probe through"
+        time.sleep(0.2)
+        n += 1
+        third = plan(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
     assert calls(weather, "get_forecast") - before == 4  # the probe went through and closed it
 
 
@@ -124,7 +150,7 @@ def test_a_tool_call_budget_stops_the_trip_after_exactly_that_many_calls(
 ) -> None:
     orchestrator, tools = resilient
     before = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 18"), "limits": {"max_tool_calls": 3}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(5)), "limits": {"max_tool_calls": 3}})
     after = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
     assert after - before == 3
     assert trip["termination"]["reason"] == "budget_exhausted"
@@ -142,7 +168,7 @@ def test_limits_above_the_cap_are_refused(
     response = httpx2.post(
         f"{orchestrator.base_url}/v1/trips",
         headers=api_headers(orchestrator),
-        json={"query": FULL_TRIP.format(day="May 19"), "limits": {"max_tool_calls": 100_000}},
+        json={"query": FULL_TRIP.format(day=when(6)), "limits": {"max_tool_calls": 100_000}},
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "limits.max_tool_calls"
@@ -153,7 +179,7 @@ def test_a_wall_time_budget_stops_a_slow_trip(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-hotels"].admin("PUT", "/admin/faults", {"search_hotels": {"latency_ms": 800}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 20"), "limits": {"max_wall_seconds": 0.5}})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(7)), "limits": {"max_wall_seconds": 0.5}})
     assert trip["termination"]["reason"] == "budget_exhausted"
     assert trip["termination"]["detail"].startswith("wall_time")
 
@@ -163,7 +189,7 @@ def test_without_weather_the_trip_is_partial_with_a_complete_plan(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 25")})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(8))})
     assert trip["status"] == "partial"
     itinerary = trip["itinerary"]
     assert itinerary["flight"]
@@ -178,12 +204,13 @@ def test_without_restaurants_the_trip_is_partial_without_the_dinner(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-restaurants"].admin("PUT", "/admin/faults", {"search_restaurants": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 26")})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(9))})
     assert trip["status"] == "partial"
     itinerary = trip["itinerary"]
     assert itinerary["flight"]
     assert itinerary["hotel"]
     assert itinerary["dinners"] == []
+    assert len(itinerary["days"]) == 3
     assert all(d["weather"] for d in itinerary["days"])
     assert any(w.startswith("no dinner") for w in trip["warnings"])
 
@@ -193,7 +220,7 @@ def test_without_flights_the_trip_fails_with_the_reason(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="May 27")})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(10))})
     assert trip["status"] == "failed"
     assert "search_flights" in trip["termination"]["detail"]
     assert trip["itinerary"] is None
@@ -264,7 +291,7 @@ def test_a_stale_answer_stands_in_for_a_server_that_is_down(
     resilient: tuple[ServiceProcess, dict[str, ServiceProcess]],
 ) -> None:
     orchestrator, tools = resilient
-    query = {"query": FULL_TRIP.format(day="June 2")}
+    query = {"query": FULL_TRIP.format(day=when(11))}
     fresh = plan(orchestrator, query)
     assert fresh["status"] == "planned"
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
@@ -282,11 +309,10 @@ def test_a_stale_answer_stands_in_for_a_server_that_is_down(
     # Essential data that was never cached still ends the trip rather than being made up.
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
     try:
-        never_seen = plan(orchestrator, {"query": FULL_TRIP.format(day="June 3")})
+        never_seen = plan(orchestrator, {"query": FULL_TRIP.format(day=when(12))})
     finally:
         tools["mcp-flights"].admin("PUT", "/admin/faults", {})
     assert never_seen["status"] == "failed"
-    time.sleep(2.5)  # let the flights breaker close for whatever runs next
 
 
 def test_a_429_is_retried_no_sooner_than_its_retry_after(
@@ -295,10 +321,10 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
     orchestrator, tools = resilient
     flights = tools["mcp-flights"]
     # Connected first: a throttled connection handshake is a different story (the client falls back).
-    assert plan(orchestrator, {"query": FULL_TRIP.format(day="June 8")})["status"] == "planned"
+    assert plan(orchestrator, {"query": FULL_TRIP.format(day=when(13))})["status"] == "planned"
     before = calls(flights, "search_flights")
     flights.admin("PUT", "/admin/throttle", {"next": 1, "retry_after": 1.5})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day="June 9")})
+    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(14))})
     assert trip["status"] == "planned"
     search = step(trip, "search_flights")
     assert search["attempts"] == 2
@@ -311,20 +337,18 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
 
 
 def test_a_server_that_cannot_be_reached_is_named_without_its_address(
-    servers: dict[str, ServiceProcess], log_dir: Path
+    tools: tuple[RedisServer, dict[str, ServiceProcess]], log_dir: Path
 ) -> None:
     """The trip's warnings reach clients: they say which server failed and how, never its
     internal address or the exception's text."""
-    redis = RedisServer.start()
+    redis, servers = tools
     unreachable = f"http://127.0.0.1:{free_port()}/mcp"
     env = orchestrator_env(redis.url, servers, WAYPOINT_TOOL_ATTEMPTS="2", MCP_WEATHER_URL=unreachable)
     orchestrator = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
     try:
-        day = (dt.date.today() + dt.timedelta(days=45)).strftime("%B %d")
-        trip = plan(orchestrator, {"query": FULL_TRIP.format(day=day)})
+        trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(15))})
     finally:
         orchestrator.stop()
-        redis.stop()
     assert trip["status"] == "partial", trip["termination"]
     (warning,) = [w for w in trip["warnings"] if w.startswith("no forecast")]
     assert "mcp-weather" in warning

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.helpers import days_ahead, spoken
 from tests.otlp import OtlpReceiver, Span, is_descendant, latest_points, missing_parents, spans_of_trace
 from tests.support import (
     SERVICE_TOKEN,
@@ -24,6 +27,7 @@ from tests.support import (
     free_port,
     orchestrator_env,
     suite_key,
+    wait_until,
 )
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
@@ -87,7 +91,8 @@ def test_a_booked_trip_is_one_connected_trace_across_the_fleet(
     receiver, fleet = traced
     trip = book(
         fleet["orchestrator"],
-        "3-day trip to Boston from Chicago on June 17 for two with a fancy dinner, budget $5000",
+        f"3-day trip to Boston from Chicago on {spoken(days_ahead(41))} for two with a fancy dinner, "
+        "budget $5000",
     )
     spans = trace_of(receiver, trip)
 
@@ -150,7 +155,8 @@ def test_a_retried_call_shows_both_attempts(traced: tuple[OtlpReceiver, dict[str
     fleet["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"fail_next": 1}})
     try:
         trip = book(
-            fleet["orchestrator"], "3-day trip to Denver from Boston on June 24 for one, budget $3000"
+            fleet["orchestrator"],
+            f"3-day trip to Denver from Boston on {spoken(days_ahead(48))} for one, budget $3000",
         )
     finally:
         fleet["mcp-weather"].admin("PUT", "/admin/faults", {})
@@ -189,7 +195,10 @@ def test_per_tool_metrics_count_the_calls_made(
     traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
 ) -> None:
     receiver, fleet = traced
-    book(fleet["orchestrator"], "3-day trip to Miami from Denver on July 1 for two, budget $4000")
+    book(
+        fleet["orchestrator"],
+        f"3-day trip to Miami from Denver on {spoken(days_ahead(55))} for two, budget $4000",
+    )
     reached = collections.Counter[str]()
     for name in TOOL_SERVERS:
         reached.update(fleet[name].admin("GET", "/admin/stats")["calls"])
@@ -226,7 +235,8 @@ def test_no_traveller_name_api_key_or_service_token_is_exported_or_logged(
     orchestrator = fleet["orchestrator"]
     trip = book(
         orchestrator,
-        "3-day trip to Seattle from Miami on July 8 for two with a fancy dinner, budget $5000",
+        f"3-day trip to Seattle from Miami on {spoken(days_ahead(62))} for two with a fancy dinner, "
+        "budget $5000",
     )
     spans = trace_of(receiver, trip)
     assert spans
@@ -256,30 +266,147 @@ def test_no_traveller_name_api_key_or_service_token_is_exported_or_logged(
             assert credential not in logged, service.name
 
 
+class SilentCollector:
+    """A collector that accepts every connection and never answers: no byte read, none sent,
+    nothing closed until the test ends (a hung collector, or a proxy in front of a dead one)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._listener.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def accepted(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        for connection in [*self._held, self._listener]:
+            connection.close()
+
+
+@pytest.mark.parametrize("collector", ["refusing", "silent"])
 def test_trips_succeed_when_the_collector_is_unreachable(
-    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path, collector: str
 ) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+    """Export never blocks a request: with nothing listening (connections refused) or with a
+    collector that takes the connection and never answers, trips plan within their `Prefer: wait`
+    and /healthz answers."""
+    silent = SilentCollector() if collector == "silent" else None
+    endpoint = silent.endpoint if silent else f"http://127.0.0.1:{free_port()}"
     orchestrator = ServiceProcess.start(
         "waypoint-orchestrator",
         orchestrator_env(
-            redis_server.url, servers, OTEL_EXPORTER_OTLP_ENDPOINT=dead, OTEL_METRIC_EXPORT_INTERVAL="200"
+            redis_server.url, servers, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRIC_EXPORT_INTERVAL="200"
         ),
         log_dir,
     )
     try:
-        for day in (3, 4, 5):
+        if silent is not None:
+            # The exporters did reach it (the metrics every 200 ms): what follows runs while
+            # they wait for answers that never come.
+            wait_until(lambda: silent.accepted >= 1, 30, "a connection to the silent collector")
+        for offset in (83, 84, 85):
             response = httpx2.post(
                 f"{orchestrator.base_url}/v1/trips",
-                json={"query": f"2-day trip to Austin from Dallas on August {day} for one, budget $3000"},
+                json={
+                    "query": f"2-day trip to Austin from Dallas on {spoken(days_ahead(offset))} for one, "
+                    "budget $3000"
+                },
                 headers=api_headers(orchestrator, {"Prefer": "wait=30"}),
                 timeout=60,
             )
+            # 200, not 202: the trip settled within the wait.
             assert response.status_code == 200, response.text
             assert response.json()["status"] == "planned"
-        assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=5).status_code == 200
+            assert httpx2.get(f"{orchestrator.base_url}/healthz", timeout=5).status_code == 200
     finally:
         orchestrator.stop()
+        if silent is not None:
+            silent.stop()
+
+
+def test_a_confirmed_trips_book_job_is_in_the_trips_trace_under_the_confirm_request(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
+) -> None:
+    """Planned first, booked later by `POST /confirm`: the book job, run by a worker, continues the
+    trip's trace and is a child of (or linked to) the confirm request that queued it."""
+    receiver, fleet = traced
+    orchestrator = fleet["orchestrator"]
+    planned = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips",
+        json={
+            "query": f"3-day trip to Denver from Miami on {spoken(days_ahead(90))} for two, budget $4000",
+            "traveler_name": TRAVELLER,
+        },
+        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
+        timeout=90,
+    ).json()
+    assert planned["status"] == "planned", planned
+    confirmed = httpx2.post(
+        f"{orchestrator.base_url}/v1/trips/{planned['id']}/confirm",
+        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
+        timeout=90,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    trip = confirmed.json()
+    assert trip["status"] == "booked", trip
+    trace_id = trip["trace_id"]
+    assert trace_id == planned["trace_id"]
+
+    def exported(r: OtlpReceiver) -> bool:
+        names = {s.name for s in spans_of_trace(r.spans(), trace_id)}
+        return {"process trip.plan", "process trip.book", "saga book_trip"} <= names and any(
+            s.kind == "SERVER" and "/confirm" in str(s.attributes.get("http.route", s.name))
+            for s in r.spans()
+        )
+
+    receiver.wait_for(exported, timeout=30)
+    spans = spans_of_trace(receiver.spans(), trace_id)
+    (book_job,) = [s for s in spans if s.name == "process trip.book"]
+    assert book_job.kind == "CONSUMER"
+    assert book_job.attributes["waypoint.trip.id"] == trip["id"]
+    (saga,) = [s for s in spans if s.name == "saga book_trip"]
+    assert is_descendant(spans, saga, book_job)
+    bookings = [s for s in spans if s.name in ("execute_tool book_flight", "execute_tool book_hotel")]
+    assert sorted(s.name for s in bookings) == ["execute_tool book_flight", "execute_tool book_hotel"]
+    for s in bookings:
+        assert is_descendant(spans, s, book_job)
+    assert {s.service for s in spans if s.name == "tools/call book_hotel"} == {"mcp-hotels"}
+
+    # The confirm request (the orchestrator's server span for it) is the book job's parent, or
+    # the book job links to it.
+    (confirm,) = [
+        s
+        for s in receiver.spans()
+        if s.service == "orchestrator"
+        and s.kind == "SERVER"
+        and "/confirm" in str(s.attributes.get("http.route", s.name))
+        and s.start_ns < book_job.start_ns
+    ]
+    related = {book_job.parent_span_id, *(span_id for _, span_id in book_job.links)}
+    assert confirm.span_id in related, (
+        f"the book job's parent {book_job.parent_span_id} and links {book_job.links} do not name "
+        f"the confirm request {confirm.span_id} (trace {confirm.trace_id}, the trip's is {trace_id})"
+    )
 
 
 def test_an_unsampled_trip_is_unsampled_in_every_service(
@@ -304,11 +431,13 @@ def test_an_unsampled_trip_is_unsampled_in_every_service(
     try:
         trip = book(
             orchestrator,
-            "3-day trip to Denver from Seattle on July 15 for two with a fancy dinner, budget $5000",
+            f"3-day trip to Denver from Seattle on {spoken(days_ahead(69))} for two with a fancy dinner, "
+            "budget $5000",
         )
         # A sampled trip from the module's orchestrator, to know that everything exported meanwhile arrived.
         marker = book(
-            fleet["orchestrator"], "3-day trip to Boston from Denver on July 22 for one, budget $3000"
+            fleet["orchestrator"],
+            f"3-day trip to Boston from Denver on {spoken(days_ahead(76))} for one, budget $3000",
         )
         trace_of(receiver, marker, SERVICES - {"mcp-restaurants"})
     finally:

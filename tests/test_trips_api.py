@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import datetime as dt
 import json
@@ -14,9 +15,14 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
+from tests.helpers import days_ahead, month_ahead, spoken, wait_queue_drained
 from tests.support import ServiceProcess, api_headers, bookings_of, read_sse
 
-PATAGONIA = "4-day hiking trip to Patagonia from Seattle in March with one fancy dinner, under $3000 for two"
+# Dates from today: a month named alone ("in <MONTH>") means its 10th, 29 to 69 days ahead.
+MONTH, _ = month_ahead(60)
+PATAGONIA = (
+    f"4-day hiking trip to Patagonia from Seattle in {MONTH} with one fancy dinner, under $3000 for two"
+)
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
 
@@ -135,7 +141,7 @@ async def test_patagonia_free_text_is_planned_then_booked_once(
 async def test_idempotency_key_replays_sequentially_and_concurrently(
     orchestrator: ServiceProcess, redis: Redis
 ) -> None:
-    body = {"query": "weekend in Lisbon from Boston in May for two, budget 2500 USD"}
+    body = {"query": f"weekend in Lisbon from Boston in {MONTH} for two, budget 2500 USD"}
     key = f"key-{uuid.uuid4()}"
     first = post(orchestrator, body, **{"Idempotency-Key": key})
     assert first.status_code == 202
@@ -182,6 +188,8 @@ def test_idempotency_key_format_is_checked(orchestrator: ServiceProcess) -> None
 def test_missing_dates_end_in_needs_input_without_tool_calls(
     orchestrator: ServiceProcess, servers: dict[str, ServiceProcess]
 ) -> None:
+    # Other tests' trips on these tool servers are done before the count starts.
+    wait_queue_drained(orchestrator.env["REDIS_URL"])
     before = {name: s.admin("GET", "/admin/stats")["calls"] for name, s in servers.items()}
     trip = settle(orchestrator, {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"})
     assert trip["status"] == "needs_input", trip
@@ -217,7 +225,10 @@ async def test_hotel_failure_cancels_the_flight(
     clean_faults["mcp-hotels"].admin("PUT", "/admin/faults", {"book_hotel": {"error_rate": 1.0}})
     trip = settle(
         orchestrator,
-        {"query": "3-day trip to Denver from Chicago on June 3 for two, budget $4000", "book": True},
+        {
+            "query": f"3-day trip to Denver from Chicago on {spoken(days_ahead(33))} for two, budget $4000",
+            "book": True,
+        },
     )
     assert trip["status"] == "failed", trip
     assert trip["termination"]["reason"] == "booking_failed"
@@ -236,7 +247,8 @@ async def test_dinner_failure_still_books_the_trip(
     trip = settle(
         orchestrator,
         {
-            "query": "3-day trip to Austin from Denver on June 10 for two with a fancy dinner, budget $4000",
+            "query": f"3-day trip to Austin from Denver on {spoken(days_ahead(41))} for two with a fancy "
+            "dinner, budget $4000",
             "book": True,
         },
     )
@@ -248,7 +260,10 @@ async def test_dinner_failure_still_books_the_trip(
 def test_event_stream_shows_every_step_and_resumes(orchestrator: ServiceProcess) -> None:
     trip = settle(
         orchestrator,
-        {"query": "4-day trip to Vienna from London in April for two with one fancy dinner, budget 3000 EUR"},
+        {
+            "query": f"4-day trip to Vienna from London in {MONTH} for two with one fancy dinner, "
+            "budget 3000 EUR"
+        },
     )
     assert trip["status"] == "planned", trip
     url = f"{orchestrator.base_url}/v1/trips/{trip['id']}/events"
@@ -277,7 +292,8 @@ def test_event_stream_shows_every_step_and_resumes(orchestrator: ServiceProcess)
     resumed = read_sse(url, auth=api_headers(orchestrator), last_event_id=events[4].id)
     assert [e.id for e in resumed] == ids[5:]
     # A stream followed live from the start ends with the trip's settlement too.
-    live = post(orchestrator, {"query": "3-day trip to Oslo from Paris on July 7 for one, budget 2000 EUR"})
+    oslo = f"3-day trip to Oslo from Paris on {spoken(days_ahead(64))} for one, budget 2000 EUR"
+    live = post(orchestrator, {"query": oslo})
     live_events = read_sse(
         f"{orchestrator.base_url}/v1/trips/{live.json()['id']}/events", auth=api_headers(orchestrator)
     )
@@ -291,7 +307,7 @@ async def test_cancel_undoes_every_booking(orchestrator: ServiceProcess, redis: 
     trip = settle(
         orchestrator,
         {
-            "query": "3-day trip to Seattle from Denver on August 12 for two with a fancy "
+            "query": f"3-day trip to Seattle from Denver on {spoken(days_ahead(77))} for two with a fancy "
             "dinner, budget $5000",
             "book": True,
         },
@@ -388,22 +404,33 @@ def test_openapi_documents_the_trip_api(orchestrator: ServiceProcess) -> None:
 async def test_cancel_while_booking_undoes_what_was_booked(
     orchestrator: ServiceProcess, clean_faults: dict[str, ServiceProcess], redis: Redis
 ) -> None:
-    clean_faults["mcp-hotels"].admin("PUT", "/admin/faults", {"book_hotel": {"latency_ms": 1500}})
+    """A cancel that comes while the hotel is being booked, after the flight was: the saga books
+    nothing more, and cancels both the flight and the hotel whose booking was in flight."""
+    clean_faults["mcp-hotels"].admin("PUT", "/admin/faults", {"book_hotel": {"latency_ms": 3000}})
+    day = spoken(days_ahead(50))
     response = post(
         orchestrator,
-        {"query": "3-day trip to Atlanta from Boston on June 20 for two, budget $4000", "book": True},
+        {"query": f"3-day trip to Atlanta from Boston on {day} for two, budget $4000", "book": True},
     )
     trip_id = response.json()["id"]
-    wait_status(orchestrator, trip_id, {"booking"})
+    deadline = time.monotonic() + 60
+    trip = get(orchestrator, trip_id)
+    while not (trip["status"] == "booking" and [b["kind"] for b in trip["bookings"]] == ["flight"]):
+        assert trip["status"] in {"queued", "running", "booking"}, trip["termination"]
+        assert time.monotonic() < deadline, f"the flight was not booked: {trip['status']}"
+        await asyncio.sleep(0.1)
+        trip = get(orchestrator, trip_id)
     cancel = httpx2.post(
         f"{orchestrator.base_url}/v1/trips/{trip_id}/cancel", headers=api_headers(orchestrator), timeout=30
     )
     assert cancel.status_code == 202
     trip = wait_status(orchestrator, trip_id, {"cancelled", "failed", "booked"})
     assert trip["status"] == "cancelled", trip["termination"]
-    assert all(b["status"] == "cancelled" for b in trip["bookings"])
-    found = await bookings_of(redis, trip_id)
-    assert all(status == "cancelled" for statuses in found.values() for status in statuses), found
+    assert sorted((b["kind"], b["status"]) for b in trip["bookings"]) == [
+        ("flight", "cancelled"),
+        ("hotel", "cancelled"),
+    ]
+    assert await bookings_of(redis, trip_id) == {"flight": ["cancelled"], "hotel": ["cancelled"]}
 
 
 def test_last_event_id_outside_the_stream_is_400(orchestrator: ServiceProcess) -> None:

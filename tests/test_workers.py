@@ -17,6 +17,7 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
+from tests.helpers import days_ahead, spoken
 from tests.support import SUITE_TENANT, RedisServer, ServiceProcess, api_headers, orchestrator_env, read_sse
 from waypoint_orchestrator.jobs import GROUP, STREAM
 from waypoint_orchestrator.models import (
@@ -58,8 +59,8 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
     def submit(i: int) -> str:
         target = (first, second)[i % 2]
         body = {
-            "query": f"3-day trip to {cities[i % len(cities)]} from New York on September {i % 20 + 3} "
-            f"for {i % 3 + 1}, budget $6000"
+            "query": f"3-day trip to {cities[i % len(cities)]} from New York on "
+            f"{spoken(days_ahead(30 + i % 20))} for {i % 3 + 1}, budget $6000"
         }
         response = httpx2.post(
             f"{target.base_url}/v1/trips", headers=api_headers(target), json=body, timeout=30
@@ -82,7 +83,9 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
                     trips[trip_id] = trip
         time.sleep(0.5)
     assert len(trips) == TRIPS, f"{TRIPS - len(trips)} trips unfinished"
-    assert {t["status"] for t in trips.values()} == {"planned"}
+    assert {t["status"] for t in trips.values()} == {"planned"}, [
+        (t["status"], t["problems"], t["termination"]) for t in trips.values() if t["status"] != "planned"
+    ]
 
     # Both processes did some of the work (a trip records the process that ran it).
     processes = collections.Counter(t["worker"] for t in trips.values())
@@ -105,7 +108,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     # The trip records its book job; the job is queued with that id once the trip is stored.
     seconds, micros = await redis.time()
     job_id = f"{seconds * 1000 + micros // 1000 + 1000}-0"
-    start = dt.date.today() + dt.timedelta(days=40)
+    start = days_ahead(40)
     denver = PlaceRef(code="DEN", city="Denver", country="US", lat=39.86, lon=-104.67, tz="America/Denver")
     created = dt.datetime.now(dt.UTC)
     trip = Trip(
