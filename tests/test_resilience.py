@@ -71,6 +71,7 @@ def no_faults(tools: tuple[RedisServer, dict[str, ServiceProcess]]) -> Iterator[
     yield
     for service in tools[1].values():
         service.admin("PUT", "/admin/faults", {})
+        service.admin("PUT", "/admin/throttle", {"next": 0})
 
 
 def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
