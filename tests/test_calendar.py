@@ -167,10 +167,10 @@ def test_queries_built_from_today_mean_the_same_on_every_day(today: dt.date) -> 
 def test_a_month_alone_is_a_date_the_gate_accepts_on_every_day() -> None:
     """A month alone ("4 days in March"), said on any day, is a trip in that month the gate accepts.
 
-    Shows a product defect (see the report for issue 11): the extractor reads a month alone as
-    its next 10th at least two weeks ahead, so from about two weeks before the 10th until a few
-    days after it, that is the next year's 10th: more than 365 days ahead, which the gate refuses.
-    The README's own query ("... in March ...") ends `needs_input` from 25 February to 12 March.
+    The extractor used to read a month alone as its next 10th at least two weeks ahead, so from
+    about two weeks before the 10th until a few days after it that was the next year's 10th:
+    more than 365 days ahead, which the gate refused (the README's own "... in March ..." ended
+    `needs_input` from 25 February to 12 March). Now the month's first day two weeks ahead is taken.
     """
     refused: list[str] = []
     for today in DAYS[:366]:

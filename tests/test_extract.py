@@ -175,9 +175,14 @@ def test_dates(text: str, start: dt.date, end: dt.date | None) -> None:
 
 
 def test_a_month_alone_starts_at_least_two_weeks_ahead() -> None:
-    # On 30 November, 10 December is only ten days away: the next December it is.
-    assert read("Rome in December", dt.date(2026, 11, 30)).fields.start_date == dt.date(2027, 12, 10)
+    # On 20 November, 10 December is far enough ahead.
     assert read("Rome in December", dt.date(2026, 11, 20)).fields.start_date == dt.date(2026, 12, 10)
+    # On 30 November it is only ten days away: the first December day two weeks ahead, not the
+    # next year's 10th (more than a year ahead, which the gate refuses).
+    assert read("Rome in December", dt.date(2026, 11, 30)).fields.start_date == dt.date(2026, 12, 14)
+    # Said in December itself, two weeks ahead is already January: the next December it is.
+    assert read("Rome in December", dt.date(2026, 12, 20)).fields.start_date == dt.date(2027, 12, 10)
+    assert read("Rome in January", dt.date(2026, 12, 20)).fields.start_date == dt.date(2027, 1, 10)
 
 
 def test_a_month_alone_records_the_assumption() -> None:

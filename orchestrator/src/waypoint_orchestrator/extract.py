@@ -697,17 +697,20 @@ def _qualified_day(qualifier: str | None) -> int:
 
 
 def _month_start(scan: _Scan, match: re.Match[str], month: int, qualifier: str | None) -> _DateMention:
-    """A month alone: a day in it (see `_qualified_day`), the next such day at least two weeks ahead."""
+    """A month alone: a day in it (see `_qualified_day`) at least two weeks ahead; when that day
+    is too soon but the month's rest is not, the first day two weeks ahead (said on 28 November,
+    "in December" is 12 December, not the next year's 10th, more than a year ahead)."""
     day = _qualified_day(qualifier)
     written = match.group(0).strip()
     if match.groupdict().get("y"):
         start = dt.date(int(match["y"]), month, day)
     else:
         earliest = scan.today + dt.timedelta(days=14)
-        year = scan.today.year
-        while dt.date(year, month, day) < earliest:
-            year += 1
-        start = dt.date(year, month, day)
+        if month == earliest.month:
+            # The month two weeks ahead: its usual day, or the first one left in it.
+            start = max(dt.date(earliest.year, month, day), earliest)
+        else:
+            start = dt.date(earliest.year + (month < earliest.month), month, day)
     note = f"start date assumed {start.isoformat()} from '{written}'"
     return _DateMention(match.start(), match.end(), start, assumption=note)
 
