@@ -28,6 +28,7 @@ class Job:
     trip_id: str
     action: JobAction
     deliveries: int = 1
+    requested_by: str | None = None  # W3C traceparent of the request that queued it, if traced
 
 
 class JobQueue:
@@ -42,9 +43,13 @@ class JobQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(self, trip_id: str, action: JobAction) -> str:
-        """Queue a job; its id is what the trip records."""
-        return str(await self.redis.xadd(STREAM, {"trip_id": trip_id, "action": action}))
+    async def enqueue(self, trip_id: str, action: JobAction, *, requested_by: str | None = None) -> str:
+        """Queue a job; its id is what the trip records. `requested_by` is the trace context of
+        the request that asked for it (a confirm, a cancel): the job's span links to it."""
+        fields = {"trip_id": trip_id, "action": action}
+        if requested_by:
+            fields["requested_by"] = requested_by
+        return str(await self.redis.xadd(STREAM, fields))  # type: ignore[arg-type]
 
     async def discard(self, job_id: str) -> None:
         """Remove a queued job no trip will record (a worker would drop it anyway)."""
@@ -60,12 +65,18 @@ class JobQueue:
             job_id, fields = claimed[0]
             pending: Any = await self.redis.xpending_range(STREAM, GROUP, min=job_id, max=job_id, count=1)
             deliveries = int(pending[0]["times_delivered"]) if pending else 2
-            return Job(job_id, fields["trip_id"], fields["action"], deliveries=deliveries)
+            return Job(
+                job_id,
+                fields["trip_id"],
+                fields["action"],
+                deliveries=deliveries,
+                requested_by=fields.get("requested_by"),
+            )
         reply: Any = await self.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1, block=block_ms)
         if not reply or not reply[0][1]:
             return None
         job_id, fields = reply[0][1][0]
-        return Job(job_id, fields["trip_id"], fields["action"])
+        return Job(job_id, fields["trip_id"], fields["action"], requested_by=fields.get("requested_by"))
 
     async def touch(self, job: Job, consumer: str) -> None:
         """Renew the lease: a job being worked on is not idle, so no other worker takes it."""

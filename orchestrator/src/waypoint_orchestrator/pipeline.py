@@ -22,7 +22,7 @@ from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.retries import ToolCallError, ToolRejected
-from waypoint_common.telemetry import trip_context
+from waypoint_common.telemetry import span_context_of, trip_context
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.agents.dining import DiningAgent
 from waypoint_orchestrator.agents.flights import FlightsAgent
@@ -116,12 +116,17 @@ class TripRunner:
         if trip is None:
             return
         with trip_context(job.trip_id, trip.traceparent):
-            # The request that accepted the trip: the job's parent, and a link for the later run.
+            # The request that accepted the trip: the job's parent (one trace per trip), and a
+            # link; a job another request asked for (a confirm, a cancel) links to that one too.
             accepted_by = trace.get_current_span().get_span_context()
+            links = [Link(accepted_by, {"waypoint.link": "accepted_by"})] if accepted_by.is_valid else []
+            requested_by = span_context_of(job.requested_by)
+            if requested_by is not None and requested_by != accepted_by:
+                links.append(Link(requested_by, {"waypoint.link": "requested_by"}))
             with tracer.start_as_current_span(
                 f"process trip.{job.action}",
                 kind=SpanKind.CONSUMER,
-                links=[Link(accepted_by, {"waypoint.link": "accepted_by"})] if accepted_by.is_valid else None,
+                links=links or None,
                 attributes={
                     "messaging.system": "redis",
                     "messaging.operation.name": "process",

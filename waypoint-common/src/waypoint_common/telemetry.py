@@ -60,6 +60,14 @@ def trip_context(trip_id: str, traceparent: str | None = None) -> Iterator[None]
         context.detach(token)
 
 
+def span_context_of(traceparent: str | None) -> trace.SpanContext | None:
+    """The span a W3C `traceparent` names (for a link to it), or None when it names none."""
+    if not traceparent:
+        return None
+    found = trace.get_current_span(propagate.extract({"traceparent": traceparent})).get_span_context()
+    return found if found.is_valid else None
+
+
 def current_traceparent() -> str | None:
     """The active span as a W3C `traceparent` value."""
     carrier: dict[str, str] = {}

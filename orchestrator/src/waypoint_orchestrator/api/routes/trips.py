@@ -425,7 +425,7 @@ async def _update_with_job(
     token = f"request-{uuid.uuid4().hex}"
     marker = f"{action}:request"
     if change(trip.model_copy(deep=True))[1]:  # predicted on the trip as loaded
-        job_id = await services.queue.enqueue(trip.id, action)
+        job_id = await services.queue.enqueue(trip.id, action, requested_by=current_traceparent())
     changed: Trip | None = None
     attempted = False  # a change was sent that may have been stored
     try:
@@ -456,7 +456,7 @@ async def _update_with_job(
             except _NeedsJob:
                 if job_id is not None:
                     await _discard_job(services, job_id)
-                job_id = await services.queue.enqueue(trip.id, action)
+                job_id = await services.queue.enqueue(trip.id, action, requested_by=current_traceparent())
                 continue
             except REDIS_UNAVAILABLE:
                 if not attempted:
