@@ -14,6 +14,7 @@ from waypoint_common.bodylimit import BodyLimitMiddleware
 from waypoint_common.cache import ResultCache
 from waypoint_common.connections import connect_redis, redis_ready
 from waypoint_orchestrator import problems
+from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import RetrySettings
 from waypoint_orchestrator.agents.dining import DiningAgent
 from waypoint_orchestrator.agents.flights import FlightsAgent
@@ -27,7 +28,7 @@ from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
-from waypoint_orchestrator.pipeline import Agents, TripRunner
+from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
 from waypoint_orchestrator.settings import OrchestratorSettings
 from waypoint_orchestrator.store import TripStore

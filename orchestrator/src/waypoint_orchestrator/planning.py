@@ -1,0 +1,312 @@
+"""Planning a trip: route and gate the request, run the plan's searches in parallel, choose,
+summarize, and settle it (`planned`, `partial`, `over_budget`, `needs_input`, `failed`), or go
+straight on to the booking saga when the request asked to book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from waypoint_orchestrator.agents import Agents
+from waypoint_orchestrator.agents.base import CallContext
+from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
+from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
+from waypoint_orchestrator.gate import check as gate_check
+from waypoint_orchestrator.models import (
+    DiningWish,
+    Itinerary,
+    ResolvedTrip,
+    StepRecord,
+    TerminationReason,
+    Trip,
+    TripStatus,
+    jsonable,
+)
+from waypoint_orchestrator.planner import TripShape, plan, shape
+from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, route_in_thread
+from waypoint_orchestrator.saga import BookingSaga
+from waypoint_orchestrator.states import move, settle
+from waypoint_orchestrator.steps import StepFailed, StepRunner
+from waypoint_orchestrator.store import TransitionRefused, TripStore
+from waypoint_orchestrator.summarizer import summarize
+
+Event = tuple[str, dict[str, Any]]
+# Searches whose loss degrades the trip instead of ending it.
+OPTIONAL_AGENTS = frozenset({"weather", "dining"})
+
+
+class TripPlanner:
+    def __init__(
+        self,
+        store: TripStore,
+        agents: Agents,
+        ledger: BudgetLedger,
+        steps: StepRunner,
+        saga: BookingSaga,
+        worker_id: str,
+        limits_for: Callable[[Any], tuple[dict[str, float], Any]],
+    ) -> None:
+        self.store = store
+        self.agents = agents
+        self.ledger = ledger
+        self.steps = steps
+        self.saga = saga
+        self.worker_id = worker_id
+        self.limits_for = limits_for
+
+    async def plan(self, trip_id: str) -> None:
+        trip = await self.store.get(trip_id)
+        if trip.status == "booking":
+            # This job went on to book (the request asked to) and its worker died meanwhile.
+            await self.saga.book(trip_id)
+            return
+        if trip.status not in ("queued", "running"):
+            return  # a repeated delivery of a job that already finished
+        today = dt.datetime.now(dt.UTC).date()
+
+        def start(t: Trip) -> list[Event]:
+            if t.status not in ("queued", "running"):
+                raise TransitionRefused(t.status)
+            if t.cancel_requested:
+                return settle(t, "cancelled", "cancelled", "cancelled before it started")
+            t.worker = self.worker_id
+            return move(t, "running")
+
+        try:
+            trip = await self.store.update(trip_id, start)
+        except TransitionRefused:
+            return
+        if trip.status != "running":
+            return
+
+        decision = await route_in_thread(trip.request, today, time_limit=EXTRACTION_TIME_LIMIT_SECONDS)
+        verdict = gate_check(decision, trip.request, today)
+
+        def routed(t: Trip) -> list[Event]:
+            t.decision = decision
+            t.kind = decision.kind
+            events: list[Event] = [
+                (
+                    "router.decided",
+                    {"kind": decision.kind, "reason": decision.reason, "assumptions": decision.assumptions},
+                ),
+            ]
+            for note in [*decision.assumptions, *verdict.warnings]:
+                if note not in t.warnings:
+                    t.warnings.append(note)
+            if not verdict.passed or verdict.trip is None:
+                t.problems = verdict.problems
+                events.append(("gate.failed", {"problems": [jsonable(p) for p in verdict.problems]}))
+                reason: TerminationReason = "unsupported" if decision.kind == "unsupported" else "needs_input"
+                detail = "; ".join(f"{p.field}: {p.reason}" for p in verdict.problems)
+                return events + settle(t, "needs_input", reason, detail)
+            t.resolved = verdict.trip
+            planned = plan(verdict.trip)
+            known = {s.id for s in t.steps}
+            t.steps.extend(s for s in planned if s.id not in known)
+            events.append(("gate.passed", {"trip": jsonable(verdict.trip)}))
+            events.append(("plan.created", {"steps": [jsonable(s) for s in t.steps]}))
+            return events
+
+        trip = await self.store.update(trip_id, routed)
+        if trip.status != "running" or trip.resolved is None:
+            return
+        limits, _ = self.limits_for(trip.request.limits)
+        await self.ledger.open(
+            trip_id,
+            steps=int(limits["max_steps"]),
+            tool_calls=int(limits["max_tool_calls"]),
+            tokens=int(limits["max_tokens"]),
+            wall_seconds=limits["max_wall_seconds"],
+        )
+        await self._execute_plan(trip)
+
+    async def _execute_plan(self, trip: Trip) -> None:
+        assert trip.resolved is not None
+        resolved, trip_shape = trip.resolved, shape(trip.resolved)
+        results = await self.store.results(trip.id)
+        searches = [s for s in trip.steps if s.agent not in ("planner", "summarizer")]
+        outcomes = await asyncio.gather(
+            *(
+                self.steps.run(trip.id, s, results, self._search_action(resolved, trip_shape, s))
+                for s in searches
+            ),
+            return_exceptions=True,
+        )
+        warnings: list[str] = []
+        degraded: dict[str, str] = {}  # step id -> what the trip goes without
+        spent = [o.budget for o in outcomes if isinstance(o, StepFailed) and o.budget is not None]
+        if spent:
+            await self._budget_exhausted(trip.id, spent[0])
+            return
+        for step, outcome in zip(searches, outcomes, strict=True):
+            if isinstance(outcome, StepFailed):
+                if step.agent in OPTIONAL_AGENTS:
+                    what = "forecast" if step.agent == "weather" else "dinner"
+                    warnings.append(f"no {what}: {step.id} failed ({outcome.error})")
+                    degraded[step.id] = f"no {what}"
+                    continue
+                await self._fail(
+                    trip.id, "error", f"{step.id} failed: {outcome.error}", skip=["choose", "summarize"]
+                )
+                return
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if await self._cancelled(trip.id):
+            return
+
+        flights = results.get("search_flights")
+        hotels = results.get("search_hotels")
+        forecast = results.get("get_forecast")
+        dinner_options = [
+            (date, results[f"search_restaurants_{i + 1}"])
+            for i, date in enumerate(trip_shape.dinner_dates)
+            if f"search_restaurants_{i + 1}" in results
+        ]
+        choice_step = next((s for s in trip.steps if s.id == "choose"), None)
+        selection = Selection()
+        if choice_step is not None:
+
+            async def choose_action(_: CallContext) -> Any:
+                try:
+                    chosen = choose(resolved, flights, hotels, dinner_options)
+                except NothingToChoose as exc:
+                    raise StepFailed("choose", str(exc)) from exc
+                return _selection_json(chosen)
+
+            try:
+                selection = _selection_from(
+                    await self.steps.run(trip.id, choice_step, results, choose_action)
+                )
+            except StepFailed as exc:
+                if exc.budget is not None:
+                    await self._budget_exhausted(trip.id, exc.budget)
+                else:
+                    await self._fail(trip.id, "error", exc.error, skip=["summarize"])
+                return
+        warnings.extend(selection.warnings)
+        summarize_step = trip.step("summarize")
+
+        async def summarize_action(_: CallContext) -> Any:
+            return jsonable(summarize(resolved, trip_shape, selection, forecast, warnings))
+
+        try:
+            itinerary = await self.steps.run(trip.id, summarize_step, results, summarize_action)
+        except StepFailed as exc:
+            # Summarizing calls no tool: only a spent budget (steps, wall time) stops it.
+            if exc.budget is not None:
+                await self._budget_exhausted(trip.id, exc.budget)
+            else:
+                await self._fail(trip.id, "error", exc.error, skip=[])
+            return
+
+        def planned(t: Trip) -> list[Event]:
+            t.itinerary = Itinerary.model_validate(itinerary)
+            for w in warnings:
+                if w not in t.warnings:
+                    t.warnings.append(w)
+            if not selection.within_budget:
+                return settle(
+                    t,
+                    "over_budget",
+                    "over_budget",
+                    f"cheapest complete option costs ${selection.total:,.2f}, "
+                    f"${selection.shortfall:,.2f} over the budget",
+                )
+            for step_id, lacking in degraded.items():
+                t.step(step_id).degraded = lacking
+            # Partial is a fact about the steps (one went without its answer, or used a stale one),
+            # not about the wording of a warning: a one-way trip's notes make nothing partial.
+            status: TripStatus = "partial" if any(r.degraded for r in t.steps) else "planned"
+            if t.request.book and not t.cancel_requested:
+                return [("itinerary.ready", {"summary": t.itinerary.summary}), *move(t, "booking")]
+            return [("itinerary.ready", {"summary": t.itinerary.summary}), *settle(t, status, "done")]
+
+        trip = await self.store.update(trip.id, planned)
+        if trip.status == "booking":
+            await self.saga.book(trip.id)
+
+    def _search_action(
+        self, trip: ResolvedTrip, trip_shape: TripShape, step: StepRecord
+    ) -> Callable[[CallContext], Awaitable[Any]]:
+        agents = self.agents
+        if step.action == "search_flights":
+            return lambda ctx: agents.flights.search(trip, ctx)
+        if step.action == "search_hotels":
+            return lambda ctx: agents.hotels.search(trip, trip_shape.check_in, trip_shape.check_out, ctx)
+        if step.action == "get_forecast":
+            return lambda ctx: agents.weather.forecast(trip, ctx)
+        if step.action == "search_restaurants":
+            index = int(step.id.rsplit("_", 1)[1]) - 1
+            date = trip_shape.dinner_dates[index]
+            assert trip.dining is not None or trip.kind == "dining_only"
+            wish = trip.dining or DiningWish()
+            return lambda ctx: agents.dining.search(trip, date, wish, ctx)
+        raise ValueError(f"no action for step {step.id}")
+
+    async def _fail(self, trip_id: str, reason: TerminationReason, detail: str, skip: list[str]) -> None:
+        def fail(t: Trip) -> list[Event]:
+            for record in t.steps:
+                if record.id in skip and record.status == "pending":
+                    record.status = "skipped"
+            return settle(t, "failed", reason, detail)
+
+        await self.store.update(trip_id, fail)
+
+    async def _budget_exhausted(self, trip_id: str, exc: BudgetExhausted) -> None:
+        """Stop on a spent budget, keeping what was done (the steps and their results)."""
+        detail = f"{exc.budget}: {exc.used:g} of {exc.limit:g} used"
+
+        def stop(t: Trip) -> list[Event]:
+            for record in t.steps:
+                if record.status == "pending":
+                    record.status = "skipped"
+            done = any(r.status == "succeeded" for r in t.steps)
+            return [
+                ("budget.exhausted", {"budget": exc.budget, "used": exc.used, "limit": exc.limit}),
+                *settle(t, "partial" if done else "failed", "budget_exhausted", detail),
+            ]
+
+        await self.store.update(trip_id, stop)
+
+    async def _cancelled(self, trip_id: str) -> bool:
+        trip = await self.store.get(trip_id)
+        if not trip.cancel_requested:
+            return False
+        await self.store.update(
+            trip_id, lambda t: settle(t, "cancelled", "cancelled", "cancelled on request")
+        )
+        return True
+
+
+def _selection_json(selection: Selection) -> dict[str, Any]:
+    return {
+        "flight": selection.flight,
+        "hotel": selection.hotel,
+        "dinners": [
+            {"date": d.date.isoformat(), "time": d.time, "restaurant": d.restaurant, "cost": d.cost}
+            for d in selection.dinners
+        ],
+        "total": selection.total,
+        "within_budget": selection.within_budget,
+        "shortfall": selection.shortfall,
+        "warnings": selection.warnings,
+    }
+
+
+def _selection_from(data: dict[str, Any]) -> Selection:
+    return Selection(
+        flight=data["flight"],
+        hotel=data["hotel"],
+        dinners=[
+            Dinner(dt.date.fromisoformat(d["date"]), d["time"], d["restaurant"], float(d["cost"]))
+            for d in data["dinners"]
+        ],
+        total=float(data["total"]),
+        within_budget=bool(data["within_budget"]),
+        shortfall=float(data["shortfall"]),
+        warnings=list(data["warnings"]),
+    )

@@ -1,0 +1,140 @@
+"""One step of a trip's plan: run it (or reuse its checkpoint), charge it, record it, trace it.
+
+`StepRunner.run` is the only way a step runs, for searches, choosing, summarizing and bookings
+alike: it reuses a finished step's checkpoint (a resumed job skips what is done), charges the
+trip's step budget and every tool call attempt, records the step's state and events, and is
+one span (`invoke_agent <agent>` for the specialists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from waypoint_common.retries import ToolCallError
+from waypoint_orchestrator.agents.base import CallContext
+from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
+from waypoint_orchestrator.models import StepRecord, Trip
+from waypoint_orchestrator.store import TripStore, now
+
+tracer = trace.get_tracer("waypoint.orchestrator")
+Event = tuple[str, dict[str, Any]]
+
+
+class StepFailed(Exception):
+    def __init__(self, step_id: str, error: str, budget: BudgetExhausted | None = None) -> None:
+        super().__init__(f"{step_id}: {error}")
+        self.step_id = step_id
+        self.error = error
+        self.budget = budget
+
+
+class StepRunner:
+    """Runs steps of any trip on this process's store and budget ledger."""
+
+    def __init__(self, store: TripStore, ledger: BudgetLedger) -> None:
+        self.store = store
+        self.ledger = ledger
+
+    async def run(
+        self,
+        trip_id: str,
+        step: StepRecord,
+        results: dict[str, Any],
+        action: Callable[[CallContext], Awaitable[Any]],
+    ) -> Any:
+        """Run one step (or reuse its checkpoint), recording it and its events."""
+        if step.id in results:
+            return results[step.id]
+
+        def started(t: Trip) -> list[Event]:
+            record = t.step(step.id)
+            record.status = "running"
+            record.started_at = now()
+            return [("step.started", {"step": step.id, "agent": step.agent})]
+
+        await self.store.update(trip_id, started)
+
+        async def charge_call(charge_id: str) -> None:
+            await self.ledger.charge(trip_id, "tool_calls", 1, charge_id)
+
+        async def on_retry(tool: str, attempt: int, error: str) -> None:
+            await self.store.emit(
+                trip_id, "step.retried", {"step": step.id, "tool": tool, "attempt": attempt, "error": error}
+            )
+
+        ctx = CallContext(
+            trip_id, step.id, on_retry, charge_call, owner=(await self.store.get(trip_id)).tenant
+        )
+        ctx.deadline = (await self.ledger.usage(trip_id)).get("deadline")
+        specialist = step.agent not in ("planner", "summarizer")
+        span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
+        attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}
+        if specialist:
+            attributes |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": step.agent}
+        try:
+            with tracer.start_as_current_span(
+                span_name, attributes=attributes, record_exception=False
+            ) as span:
+                try:
+                    await self.ledger.charge(trip_id, "steps", 1, f"step:{step.id}")
+                    result = await action(ctx)
+                except (ToolCallError, StepFailed, BudgetExhausted) as failure:
+                    span.set_attribute("error.type", type(failure).__name__)
+                    span.set_status(StatusCode.ERROR, f"{step.id} failed")
+                    raise
+                span.set_attribute("waypoint.step.attempts", ctx.attempts)
+        except (ToolCallError, StepFailed, BudgetExhausted) as exc:
+            error = exc.error if isinstance(exc, StepFailed) else str(exc)
+            budget = exc if isinstance(exc, BudgetExhausted) else None
+
+            def failed(t: Trip) -> list[Event]:
+                record = t.step(step.id)
+                record.status = "failed"
+                record.attempts = ctx.attempts
+                record.finished_at = now()
+                record.error = error
+                return [("step.failed", {"step": step.id, "attempts": ctx.attempts, "error": error})]
+
+            await self.store.update(trip_id, failed)
+            raise StepFailed(step.id, error, budget) from exc
+        await self.store.save_result(trip_id, step.id, result)
+        results[step.id] = result
+
+        def finished(t: Trip) -> list[Event]:
+            record = t.step(step.id)
+            record.status = "succeeded"
+            record.attempts = ctx.attempts
+            record.finished_at = now()
+            record.summary = _summary(step, result)
+            events: list[Event] = [
+                ("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})
+            ]
+            for note in ctx.stale:
+                record.summary += " (stale)"
+                record.degraded = f"stale answer: {note}"
+                t.warnings.append(f"stale: {note}")
+                events.append(("step.degraded", {"step": step.id, "warning": note}))
+            return events
+
+        await self.store.update(trip_id, finished)
+        return result
+
+
+def _summary(step: StepRecord, result: Any) -> str:
+    if isinstance(result, list):
+        return f"{len(result)} option(s)"
+    if isinstance(result, dict):
+        for key in ("booking_id", "reservation_id"):
+            if key in result:
+                return f"{result[key]} {result.get('status', '')}".strip()
+        if "total" in result:
+            return f"total ${float(result['total']):,.2f}" + (
+                "" if result.get("within_budget") else " (over budget)"
+            )
+        if "summary" in result:
+            return str(result["summary"])
+    return "done"
