@@ -25,6 +25,7 @@ from bench.harness import RedisServer as RedisServer
 from bench.harness import ServiceProcess as ServiceProcess
 from bench.harness import free_port as free_port
 from bench.harness import wait_until as wait_until
+from waypoint_common import keys
 from waypoint_common.fleet import create_api_key
 
 BIN = Path(sys.executable).parent
@@ -238,7 +239,7 @@ async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
     """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
     found: dict[str, list[str]] = {}
     for kind, tag in BOOKING_KINDS.items():
-        async for key in redis.scan_iter(match=f"{{{tag}:*}}:booking:*", count=1000):
+        async for key in redis.scan_iter(match=keys.booking(f"{tag}:*", "*"), count=1000):
             request_id = await redis.hget(key, "request_id")
             if request_id and str(request_id).startswith(f"{trip_id}:"):
                 found.setdefault(kind, []).append(str(await redis.hget(key, "status")))

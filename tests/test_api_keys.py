@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support import BIN, RedisServer, free_port
+from waypoint_common import keys
 from waypoint_orchestrator.apikeys import ApiKeyStore, InvalidKeyRequest, KeyLimits
 from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
 
@@ -26,7 +27,7 @@ async def test_a_key_is_stored_only_as_a_hash(redis: Redis) -> None:
     presented, key = await store.create(tenant(), ["trips:read"], name="reporting")
     secret = presented.rsplit("_", 1)[1]
     assert presented.startswith(f"wpk_{key.id}_")
-    names = [name async for name in redis.scan_iter(match="wp:{apikeys}:*")]
+    names = [name async for name in redis.scan_iter(match=keys.api_key("*"))]
     assert len(names) >= 2  # the index and the record
     for name in names:
         kind = await redis.type(name)

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support import ServiceProcess, error_text, mcp_client, structured
+from waypoint_common import keys
 
 
 def day(offset: int) -> str:
@@ -309,10 +310,11 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
 
 async def _written_keys(redis: Redis) -> set[str]:
     """Everything a write leaves: bookings, capacity counters, request records and claims."""
-    keys: set[str] = set()
-    for pattern in ("*:booking:*", "*:cap:*", "*:req:*", "wp:*:claim:*"):
-        keys |= {k async for k in redis.scan_iter(match=pattern, count=1000)}
-    return keys
+    found: set[str] = set()
+    patterns = (keys.booking("*", "*"), keys.capacity("*", "*"), keys.write_record("*", "*"))
+    for pattern in (*patterns, keys.write_claim("*", "*")):
+        found |= {k async for k in redis.scan_iter(match=pattern, count=1000)}
+    return found
 
 
 @pytest.mark.parametrize(

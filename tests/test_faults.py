@@ -13,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 from redis.asyncio import Redis
 
 from tests.support import RedisServer, ServiceProcess, mcp_client, structured
+from waypoint_common import keys
 
 
 def day(offset: int) -> str:
@@ -43,13 +44,16 @@ async def test_lost_response_after_commit_then_retry_returns_the_booking(
         with pytest.raises(MCPError, match="response lost"):
             await client.call_tool("book_flight", args)
         # The write happened although the caller never heard of it.
-        made = [k async for k in redis.scan_iter(match=f"{{flight:{offer['offer_id']}}}:booking:*")]
+        made = [k async for k in redis.scan_iter(match=keys.booking(f"flight:{offer['offer_id']}", "*"))]
         assert len(made) == 1
         faulty_flights.admin("PUT", "/admin/faults", {})
         retried = structured(await client.call_tool("book_flight", args))
     assert made[0].endswith(retried["booking_id"])
-    assert [k async for k in redis.scan_iter(match=f"{{flight:{offer['offer_id']}}}:booking:*")] == made
-    assert int(await redis.get(f"{{flight:{offer['offer_id']}}}:cap:seats") or -1) == offer["seats_left"] - 1
+    assert [k async for k in redis.scan_iter(match=keys.booking(f"flight:{offer['offer_id']}", "*"))] == made
+    assert (
+        int(await redis.get(keys.capacity(f"flight:{offer['offer_id']}", "seats")) or -1)
+        == offer["seats_left"] - 1
+    )
 
 
 async def test_injected_errors_fail_before_anything_is_written(
@@ -71,7 +75,7 @@ async def test_injected_errors_fail_before_anything_is_written(
     stats = faulty_flights.admin("GET", "/admin/stats")
     assert stats["calls"] == {"book_flight": 3, "search_flights": 1}
     assert stats["injected"] == {"book_flight:error": 3}
-    assert [k async for k in redis.scan_iter(match=f"{{flight:{offer['offer_id']}}}:*")] == []
+    assert [k async for k in redis.scan_iter(match=keys.under(f"flight:{offer['offer_id']}"))] == []
 
 
 async def test_error_rate_is_a_rate(faulty_flights: ServiceProcess) -> None:
@@ -100,7 +104,7 @@ async def test_latency_and_hang(faulty_flights: ServiceProcess, redis: Redis) ->
                 "book_flight", {"offer_id": offer["offer_id"], "passengers": 1, "request_id": rid()}
             )
         assert "timed out" in str(raised.value).lower() or raised.value.error.code == -32001
-    assert [k async for k in redis.scan_iter(match=f"{{flight:{offer['offer_id']}}}:booking:*")] == []
+    assert [k async for k in redis.scan_iter(match=keys.booking(f"flight:{offer['offer_id']}", "*"))] == []
 
 
 async def test_admin_refuses_a_bad_plan(faulty_flights: ServiceProcess) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tests.support import ServiceProcess, error_text, mcp_client, structured
+from waypoint_common import keys
 from waypoint_restaurants.provider import SimulatedRestaurants
 
 CONCURRENT_CALLS = 50
@@ -24,7 +25,7 @@ def rid() -> str:
 
 
 async def bookings(redis: Redis, kind: str) -> set[str]:
-    return {key async for key in redis.scan_iter(match=f"{{{kind}:*}}:booking:*", count=1000)}
+    return {key async for key in redis.scan_iter(match=keys.booking(f"{kind}:*", "*"), count=1000)}
 
 
 async def call_on_both(
@@ -48,7 +49,7 @@ async def test_concurrent_book_flight_with_one_request_id_books_once(
             )
         )
     offer = found["offers"][0]
-    seats_key = f"{{flight:{offer['offer_id']}}}:cap:seats"
+    seats_key = keys.capacity(f"flight:{offer['offer_id']}", "seats")
     assert await redis.get(seats_key) is None
     before = await bookings(redis, "flight")
 
@@ -100,9 +101,9 @@ async def test_concurrent_book_hotel_with_one_request_id_books_once(
     assert all(a == answers[0] for a in answers)
     assert len(await bookings(redis, "hotel") - before) == 1
     for night in (130, 131, 132):
-        left = await redis.get(f"{{hotel:{hotel['hotel_id']}}}:cap:night:{day(night)}")
+        left = await redis.get(keys.capacity(f"hotel:{hotel['hotel_id']}", f"night:{day(night)}"))
         assert int(left or -1) == hotel["rooms_left"] - 2
-    assert await redis.get(f"{{hotel:{hotel['hotel_id']}}}:cap:night:{day(133)}") is None
+    assert await redis.get(keys.capacity(f"hotel:{hotel['hotel_id']}", f"night:{day(133)}")) is None
 
 
 async def test_concurrent_reserve_table_with_one_request_id_reserves_once(
@@ -117,7 +118,7 @@ async def test_concurrent_reserve_table_with_one_request_id_reserves_once(
         )
     restaurant = found["restaurants"][0]
     slot = restaurant["free_slots"][0]
-    key = f"{{restaurant:{restaurant['restaurant_id']}}}:cap:slot:{day(140)}:{slot}"
+    key = keys.capacity(f"restaurant:{restaurant['restaurant_id']}", f"slot:{day(140)}:{slot}")
     # The slot's tables before: the counter once the slot was written to, else all of them.
     untouched = SimulatedRestaurants().restaurant(restaurant["restaurant_id"]).tables
     tables_before = int(await redis.get(key) or untouched)
@@ -249,7 +250,7 @@ async def test_booking_until_sold_out_then_cancel_frees_capacity_once(
             for request_id in (cancel_id, cancel_id, rid(), rid(), cancel_id)
         ]
         assert [structured(c)["status"] for c in cancels] == ["cancelled"] * 5
-        seats_key = f"{{flight:{offer['offer_id']}}}:cap:seats"
+        seats_key = keys.capacity(f"flight:{offer['offer_id']}", "seats")
         assert int(await redis.get(seats_key) or -1) == 1
         rebooked = await client.call_tool(
             "book_flight", {"offer_id": offer["offer_id"], "passengers": 1, "request_id": rid()}
@@ -313,4 +314,4 @@ async def test_hotel_rooms_sell_out_per_night(servers: dict[str, ServiceProcess]
             )
         )
         assert first_night["status"] == "confirmed"
-    assert await redis.get(f"{{hotel:{hotel['hotel_id']}}}:cap:night:{day(171)}") == "0"
+    assert await redis.get(keys.capacity(f"hotel:{hotel['hotel_id']}", f"night:{day(171)}")) == "0"

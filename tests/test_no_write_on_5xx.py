@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from tests.helpers import days_ahead, spoken
 from tests.redisproxy import RedisProxy
 from tests.support import RedisServer, ServiceProcess, bookings_of, orchestrator_env, suite_key
+from waypoint_common import keys
 from waypoint_orchestrator import store as trip_store
 from waypoint_orchestrator.jobs import STREAM
 from waypoint_orchestrator.models import Trip, TripRequest
@@ -125,7 +126,7 @@ async def wait_settled_and_queue_empty(fleet: Fleet, redis: Redis, within: float
 
 # Where Redis goes away in `POST /v1/trips`: (what identifies the command, cut before it reaches
 # Redis or after it ran with the reply lost, seconds Redis stays unreachable).
-PLAN_JOB = (b"XADD", b"wp:jobs", b"plan")
+PLAN_JOB = (b"XADD", keys.JOBS.encode(), b"plan")
 CREATE = (b"trip.accepted",)  # in the command that creates the trip, whatever its form
 KEYED_CUTS = {
     "plan-job-queued-reply-lost": (PLAN_JOB, "after", 4.0),
@@ -254,7 +255,7 @@ def wait_status(fleet: Fleet, trip_id: str, statuses: set[str], timeout: float =
     raise AssertionError(f"trip {trip_id} still {trip.get('status')}")
 
 
-BOOK_JOB = (b"XADD", b"wp:jobs", b"book")
+BOOK_JOB = (b"XADD", keys.JOBS.encode(), b"book")
 CONFIRM = (b"EXEC", b"trip.confirmed")
 CONFIRM_CUTS = {
     "before-the-book-job": (BOOK_JOB, "before", 4.0),

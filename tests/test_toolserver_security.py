@@ -29,6 +29,7 @@ from tests.support import (
     structured,
     wait_until,
 )
+from waypoint_common import keys
 from waypoint_common.bookings import OWNER_META_KEY
 from waypoint_common.retries import ToolRejected, ToolUnavailable
 from waypoint_common.settings import ServiceSettings
@@ -94,10 +95,11 @@ async def book_flight(url: str, owner: str | None, offer_id: str, request_id: st
 
 
 async def written_keys(redis: Redis) -> set[str]:
-    keys: set[str] = set()
-    for pattern in ("*:booking:*", "*:cap:*", "*:req:*", "wp:*:claim:*"):
-        keys |= {k async for k in redis.scan_iter(match=pattern, count=1000)}
-    return keys
+    found: set[str] = set()
+    patterns = (keys.booking("*", "*"), keys.capacity("*", "*"), keys.write_record("*", "*"))
+    for pattern in (*patterns, keys.write_claim("*", "*")):
+        found |= {k async for k in redis.scan_iter(match=pattern, count=1000)}
+    return found
 
 
 # --- The service token -------------------------------------------------------------------------
@@ -250,7 +252,7 @@ async def test_another_owner_cannot_get_or_cancel_a_booking(
     offer = await offer_on(url, "ORD", "MIA", 70)
     booking = structured(await book_flight(url, OWNER_A, offer["offer_id"], rid()))
     booking_id = booking["booking_id"]
-    seats_key = f"{{flight:{offer['offer_id']}}}:cap:seats"
+    seats_key = keys.capacity(f"flight:{offer['offer_id']}", "seats")
     seats = await redis.get(seats_key)
     forged = re.sub(r"-[0-9a-f]{32}-", f"-{'0' * 32}-", booking_id)
     async with mcp_client(url, owner=OWNER_B) as b, mcp_client(url, owner=None) as nobody:

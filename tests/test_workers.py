@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from tests.helpers import days_ahead, spoken
 from tests.support import SUITE_TENANT, RedisServer, ServiceProcess, api_headers, orchestrator_env, read_sse
+from waypoint_common import keys
 from waypoint_orchestrator.jobs import GROUP, STREAM
 from waypoint_orchestrator.models import (
     BookingRecord,
@@ -144,7 +145,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
         ],
         jobs={"plan": "0-1", "book": job_id},
     )
-    await redis.set(f"{{trip:{trip_id}}}", trip.model_dump_json())
+    await redis.set(keys.trip(trip_id), trip.model_dump_json())
     await redis.xadd(STREAM, {"trip_id": trip_id, "action": "book"}, id=job_id)
 
     deadline = time.monotonic() + 30

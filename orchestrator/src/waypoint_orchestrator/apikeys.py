@@ -20,6 +20,8 @@ from typing import Literal, get_args
 
 from redis.asyncio import Redis
 
+from waypoint_common import keys
+
 Scope = Literal["trips:read", "trips:write", "trips:book"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 _KEY = re.compile(r"^wpk_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -70,11 +72,11 @@ class ApiKeyStore:
 
     @staticmethod
     def _record(digest: str) -> str:
-        return f"wp:{{apikeys}}:key:{digest}"
+        return keys.api_key(digest)
 
     # Key id -> digest, for listing and revoking. Records and index share the hash tag
     # `{apikeys}`, so making and revoking a key (one transaction) also run on Redis Cluster.
-    INDEX = "wp:{apikeys}:index"
+    INDEX = keys.API_KEY_INDEX
 
     @staticmethod
     def digest(presented: str) -> str:

@@ -12,7 +12,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from waypoint_orchestrator.store import TRIP_TTL_SECONDS, TripStore
+from waypoint_common import keys
+from waypoint_orchestrator.store import TRIP_TTL_SECONDS
 
 Counted = Literal["steps", "tool_calls", "tokens"]
 BudgetName = Literal["steps", "tool_calls", "tokens", "wall_time"]
@@ -48,8 +49,7 @@ class BudgetLedger:
 
     @staticmethod
     def _keys(trip_id: str) -> list[str]:
-        base = TripStore.key(trip_id)
-        return [f"{base}:budget", f"{base}:charges"]
+        return [keys.trip_budget(trip_id), keys.trip_charges(trip_id)]
 
     async def open(self, trip_id: str, steps: int, tool_calls: int, tokens: int, wall_seconds: float) -> None:
         """Set the trip's limits and its deadline, once (a resumed trip keeps the first ones)."""

@@ -23,11 +23,12 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
 
+from waypoint_common import keys
 from waypoint_common.connections import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "wp:trip-events"
+CHANNEL = keys.TRIP_EVENTS_CHANNEL
 
 
 class Subscription:

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import orjson
 from redis.asyncio import Redis
 
+from waypoint_common import keys
+
 KEY_TTL_SECONDS = 24 * 3600
 # How long a request holds its claim: a duplicate meanwhile is 409. Longer than accepting a trip
 # takes; if it runs out while the first request still works, both use the same trip id, and the
@@ -111,7 +113,7 @@ class IdempotencyKeys:
 
     @staticmethod
     def _key(key: str) -> str:
-        return f"wp:idempotency:{hashlib.sha256(key.encode()).hexdigest()}"
+        return keys.idempotency_record(hashlib.sha256(key.encode()).hexdigest())
 
     async def claim(self, key: str, digest: str, trip_id: str, owner: str) -> Claim:
         """Claim `key` for a request with body `digest` that would create trip `trip_id`.

@@ -17,9 +17,11 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from waypoint_common import keys
+
 JobAction = Literal["plan", "book", "cancel"]
-STREAM = "wp:jobs"
-GROUP = "workers"
+STREAM = keys.JOBS
+GROUP = keys.JOBS_GROUP
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from waypoint_common import keys
 from waypoint_common.connections import REDIS_UNAVAILABLE
 from waypoint_common.telemetry import span_context_of, trip_context
 from waypoint_orchestrator.agents import Agents
@@ -89,7 +90,7 @@ class TripRunner:
                 attributes={
                     "messaging.system": "redis",
                     "messaging.operation.name": "process",
-                    "messaging.destination.name": "wp:jobs",
+                    "messaging.destination.name": keys.JOBS,
                     "messaging.message.id": job.id,
                     "waypoint.job.action": job.action,
                     "waypoint.job.deliveries": job.deliveries,

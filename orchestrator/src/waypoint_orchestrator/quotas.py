@@ -24,6 +24,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
+from waypoint_common import keys
+
 POLICY = "default"
 
 
@@ -52,7 +54,7 @@ class RequestRate:
             implementation="redispy",
             # The options are typed as scalars, but a pool is documented and passed through.
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-            key_prefix="wp:rate",
+            key_prefix=keys.RATE_PREFIX,
         )
         self._limiter = MovingWindowRateLimiter(storage)
 
@@ -90,7 +92,7 @@ class WaitSlots:
 
     @staticmethod
     def key(key_id: str) -> str:
-        return f"wp:waits:{{{key_id}}}"
+        return keys.wait_slots(key_id)
 
     async def take(self, key_id: str, limit: int, lease_seconds: float) -> str | None:
         """A slot's id, or None when the key already holds `limit` of them."""
@@ -159,7 +161,7 @@ class SpendLedger:
 
     @staticmethod
     def key(key_id: str, day: dt.date) -> str:
-        return f"wp:spend:{{{key_id}}}:{day.isoformat()}"
+        return keys.spend(key_id, day.isoformat())
 
     async def reserve(
         self, key_id: str, day: dt.date, trip_id: str, amount_usd: float, cap_usd: float

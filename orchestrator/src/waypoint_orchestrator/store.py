@@ -24,6 +24,7 @@ from opentelemetry import metrics
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from waypoint_common import keys
 from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Trip
@@ -104,21 +105,11 @@ class TripStore:
         self.redis = redis
         self._register_scripts()
 
-    @staticmethod
-    def key(trip_id: str) -> str:
-        return f"{{trip:{trip_id}}}"
-
-    @classmethod
-    def events_key(cls, trip_id: str) -> str:
-        return f"{cls.key(trip_id)}:events"
-
-    @classmethod
-    def results_key(cls, trip_id: str) -> str:
-        return f"{cls.key(trip_id)}:results"
-
-    @classmethod
-    def tombstone_key(cls, trip_id: str) -> str:
-        return f"{cls.key(trip_id)}:tombstone"
+    # The trip's keys (waypoint_common.keys): all under the hash tag {trip:<id>}.
+    key = staticmethod(keys.trip)
+    events_key = staticmethod(keys.trip_events)
+    results_key = staticmethod(keys.trip_results)
+    tombstone_key = staticmethod(keys.trip_tombstone)
 
     def _register_scripts(self) -> None:
         self._create = self.redis.register_script(_CREATE)

@@ -11,6 +11,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from waypoint_common import keys
+
 
 class ResultCache:
     """Last good answers by call, kept `ttl` seconds; reads and writes never fail the caller."""
@@ -22,7 +24,7 @@ class ResultCache:
 
     def _key(self, name: str, arguments: Mapping[str, Any]) -> str:
         digest = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-        return f"wp:{self.namespace}:{name}:{digest}"
+        return keys.search_cache(self.namespace, name, digest)
 
     async def put(self, name: str, arguments: Mapping[str, Any], value: Any) -> None:
         try:

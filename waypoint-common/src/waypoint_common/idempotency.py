@@ -29,6 +29,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from waypoint_common import keys
+
 _COMMIT = """
 local fp = redis.call('HGET', KEYS[1], 'fp')
 if fp then
@@ -125,18 +127,18 @@ class IdempotentWriteStore:
 
     @staticmethod
     def capacity_key(tag: str, counter: str) -> str:
-        return f"{{{tag}}}:cap:{counter}"
+        return keys.capacity(tag, counter)
 
     @staticmethod
     def booking_key(tag: str, booking_id: str) -> str:
-        return f"{{{tag}}}:booking:{booking_id}"
+        return keys.booking(tag, booking_id)
 
     @staticmethod
     def _record_key(tag: str, request_id: str) -> str:
-        return f"{{{tag}}}:req:{request_id}"
+        return keys.write_record(tag, request_id)
 
     def _claim_key(self, request_id: str) -> str:
-        return f"wp:{self._service}:claim:{request_id}"
+        return keys.write_claim(self._service, request_id)
 
     async def _claim(self, request_id: str, digest: str, tag: str) -> None:
         """Claim the request id for this write: its fingerprint and the item's tag (so that the
