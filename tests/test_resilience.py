@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 
 from tests.helpers import days_ahead, spoken
 from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
-from waypoint_common.resilience import CircuitBreaker, CircuitOpen, RetryBudget
+from waypoint_common.errors import CircuitOpen
+from waypoint_common.resilience import CircuitBreaker, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")

@@ -15,6 +15,7 @@ from itertools import pairwise
 from typing import Protocol
 
 from waypoint_common import geography
+from waypoint_common.errors import InputError
 from waypoint_common.geography import Place
 from waypoint_common.inventory import money, seeded_rng
 from waypoint_flights.models import Airport, Cabin, FlightSlice
@@ -83,7 +84,7 @@ HUBS = (
 _OFFER_ID = re.compile(r"^([A-Z]{3})([A-Z]{3})-(\d{8})-(\d{8}|OW)-([YWJF])-(\d)$")
 
 
-class UnknownOffer(ValueError):
+class UnknownOffer(InputError):
     """The offer id does not name an offer this provider sells."""
 
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from waypoint_common import geography
+from waypoint_common.errors import InputError
 from waypoint_common.geography import Place
 from waypoint_common.inventory import city_item, city_item_id, money, seeded_rng
 
@@ -52,7 +53,7 @@ _AMENITIES = (
 )
 
 
-class UnknownHotel(ValueError):
+class UnknownHotel(InputError):
     """The hotel id names no hotel."""
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from waypoint_common import geography
+from waypoint_common.errors import InputError
 from waypoint_common.geography import Place
 from waypoint_common.inventory import city_item, city_item_id, money, seeded_rng
 from waypoint_restaurants.models import PriceLevel
@@ -75,7 +76,7 @@ _SECOND = (
 )
 
 
-class UnknownRestaurant(ValueError):
+class UnknownRestaurant(InputError):
     """The restaurant id names no restaurant."""
 
 

@@ -21,6 +21,7 @@ from typing import Literal, get_args
 from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.errors import InputError
 
 Scope = Literal["trips:read", "trips:write", "trips:book"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -30,7 +31,7 @@ _TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LAST_USE_EVERY_SECONDS = 60.0
 
 
-class InvalidKeyRequest(ValueError):
+class InvalidKeyRequest(InputError):
     """A key cannot be made as asked (bad tenant, unknown scope, a limit out of range)."""
 
 

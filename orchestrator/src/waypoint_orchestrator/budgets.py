@@ -13,6 +13,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.errors import FinalError
 from waypoint_orchestrator.store import TRIP_TTL_SECONDS
 
 Counted = Literal["steps", "tool_calls", "tokens"]
@@ -34,7 +35,9 @@ return {1, used + amount, limit or -1}
 """
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(FinalError):
+    """A trip's budget is spent; `budget` names it."""
+
     def __init__(self, budget: BudgetName, used: float, limit: float) -> None:
         super().__init__(f"budget exhausted: {budget} ({used:g} of {limit:g} used)")
         self.budget = budget

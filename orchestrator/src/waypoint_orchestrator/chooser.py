@@ -12,12 +12,13 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from waypoint_common.errors import FinalError
 from waypoint_orchestrator.models import ResolvedTrip
 
 PREFERRED_SLOTS = ("19:30", "20:00", "19:00", "20:30", "18:30", "21:00", "18:00", "21:30", "17:30", "22:00")
 
 
-class NothingToChoose(Exception):
+class NothingToChoose(FinalError):
     """An essential search came back empty."""
 
     def __init__(self, what: str, reason: str) -> None:

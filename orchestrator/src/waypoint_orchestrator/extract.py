@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from waypoint_common import geography
+from waypoint_common.errors import FinalError
 from waypoint_orchestrator.models import Budget, DiningWish, TripFields, TripKind
 
 __all__ = ["Extraction", "ExtractionTimedOut", "extract", "warm_up"]
@@ -52,7 +53,7 @@ __all__ = ["Extraction", "ExtractionTimedOut", "extract", "warm_up"]
 log = logging.getLogger(__name__)
 
 
-class ExtractionTimedOut(Exception):
+class ExtractionTimedOut(FinalError):
     """The extractor was still reading when its deadline passed."""
 
 

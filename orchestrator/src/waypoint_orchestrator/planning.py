@@ -138,7 +138,7 @@ class TripPlanner:
         )
         warnings: list[str] = []
         degraded: dict[str, str] = {}  # step id -> what the trip goes without
-        spent = [o.budget for o in outcomes if isinstance(o, StepFailed) and o.budget is not None]
+        spent = [o for o in outcomes if isinstance(o, BudgetExhausted)]
         if spent:
             await self._budget_exhausted(trip.id, spent[0])
             return
@@ -181,11 +181,11 @@ class TripPlanner:
                 selection = _selection_from(
                     await self.steps.run(trip.id, choice_step, results, choose_action)
                 )
+            except BudgetExhausted as exc:
+                await self._budget_exhausted(trip.id, exc)
+                return
             except StepFailed as exc:
-                if exc.budget is not None:
-                    await self._budget_exhausted(trip.id, exc.budget)
-                else:
-                    await self._fail(trip.id, "error", exc.error, skip=["summarize"])
+                await self._fail(trip.id, "error", exc.error, skip=["summarize"])
                 return
         warnings.extend(selection.warnings)
         summarize_step = trip.step("summarize")
@@ -195,12 +195,12 @@ class TripPlanner:
 
         try:
             itinerary = await self.steps.run(trip.id, summarize_step, results, summarize_action)
+        except BudgetExhausted as exc:
+            # Summarizing calls no tool: a spent budget (steps, wall time) is what stops it.
+            await self._budget_exhausted(trip.id, exc)
+            return
         except StepFailed as exc:
-            # Summarizing calls no tool: only a spent budget (steps, wall time) stops it.
-            if exc.budget is not None:
-                await self._budget_exhausted(trip.id, exc.budget)
-            else:
-                await self._fail(trip.id, "error", exc.error, skip=[])
+            await self._fail(trip.id, "error", exc.error, skip=[])
             return
 
         def planned(t: Trip) -> list[Event]:

@@ -11,6 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from waypoint_common.errors import WaypointError
+
 PROBLEM_JSON = "application/problem+json"
 # What redis-py's BlockingConnectionPool raises when no connection came free within its wait.
 POOL_EXHAUSTED = "No connection available."
@@ -30,7 +32,7 @@ _TITLES = {
 }
 
 
-class Problem(Exception):
+class Problem(WaypointError):
     """Raise to answer with a problem document."""
 
     def __init__(

@@ -20,7 +20,7 @@ from waypoint_common.retries import ToolCallError, ToolRejected
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.booking_spend import BookingSpend
-from waypoint_orchestrator.budgets import BudgetLedger
+from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.models import BookingRecord, TerminationReason, Trip, TripStatus, jsonable
 from waypoint_orchestrator.planner import booking_steps, shape
 from waypoint_orchestrator.quotas import SpendLedger
@@ -100,12 +100,13 @@ class BookingSaga:
                 return
             try:
                 booking = await self.steps.run(trip_id, trip.step(entry.step_id), results, entry.do)
-            except StepFailed as exc:
+            except (StepFailed, BudgetExhausted) as exc:
+                error = exc.error if isinstance(exc, StepFailed) else str(exc)
                 if entry.essential:
                     await self.compensate(
                         trip_id,
-                        "budget_exhausted" if exc.budget is not None else "booking_failed",
-                        f"{entry.kind} booking failed: {exc.error}",
+                        "budget_exhausted" if isinstance(exc, BudgetExhausted) else "booking_failed",
+                        f"{entry.kind} booking failed: {error}",
                         uncertain=(entry.step_id, entry.kind) if _uncertain(exc) else None,
                     )
                     return
@@ -118,7 +119,7 @@ class BookingSaga:
                 )
                 if found is None:
                     await self._note_optional_failure(
-                        trip_id, f"dinner at {entry.description} not reserved: {exc.error}", unknown
+                        trip_id, f"dinner at {entry.description} not reserved: {error}", unknown
                     )
                     continue
                 booking = found
@@ -276,10 +277,13 @@ class BookingSaga:
         await self.compensate(trip_id, "cancelled", "cancelled on request")
 
 
-def _uncertain(exc: StepFailed) -> bool:
-    """A failure that does not say whether the write happened (the call went out and no answer came)."""
-    cause = exc.__cause__
-    return exc.budget is None and not isinstance(cause, ToolRejected)
+def _uncertain(exc: StepFailed | BudgetExhausted) -> bool:
+    """A failure that does not say whether the write happened: only a tool's refusal does.
+
+    A spent budget counts as uncertain: it can stop a retry after an earlier attempt went out
+    and got no answer, so the booking is looked up by its request id (a read, never a write).
+    """
+    return not isinstance(exc.__cause__, ToolRejected)
 
 
 def saga_steps(trip: Trip, agents: Agents, undo: Mapping[str, Undo]) -> list[SagaStep]:

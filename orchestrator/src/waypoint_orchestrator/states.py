@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from waypoint_common.errors import StateError
 from waypoint_orchestrator.models import SETTLED_STATUSES, Termination, TerminationReason, Trip, TripStatus
 
 Event = tuple[str, dict[str, Any]]
@@ -40,7 +41,7 @@ TRANSITIONS: Mapping[TripStatus, frozenset[TripStatus]] = {
 PASSING: frozenset[TripStatus] = frozenset({"running", "booking"})
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(StateError):
     """A change of status the table does not allow: a defect, never a client's doing."""
 
     def __init__(self, trip_id: str, source: str, target: str) -> None:

@@ -3,7 +3,8 @@
 `StepRunner.run` is the only way a step runs, for searches, choosing, summarizing and bookings
 alike: it reuses a finished step's checkpoint (a resumed job skips what is done), charges the
 trip's step budget and every tool call attempt, records the step's state and events, and is
-one span (`invoke_agent <agent>` for the specialists).
+one span (`invoke_agent <agent>` for the specialists). It raises `StepFailed` when the step
+failed and `BudgetExhausted` when a budget stopped it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from waypoint_common.retries import ToolCallError
+from waypoint_common.errors import FinalError, ToolCallError
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.models import StepRecord, Trip
@@ -24,12 +25,17 @@ tracer = trace.get_tracer("waypoint.orchestrator")
 Event = tuple[str, dict[str, Any]]
 
 
-class StepFailed(Exception):
-    def __init__(self, step_id: str, error: str, budget: BudgetExhausted | None = None) -> None:
+class StepFailed(FinalError):
+    """A step failed for good (its retries are spent, or its tool refused); the cause is chained.
+
+    A spent budget is not a step failure: `StepRunner.run` records the step failed and re-raises
+    the `BudgetExhausted` itself, so callers catch it by its own type.
+    """
+
+    def __init__(self, step_id: str, error: str) -> None:
         super().__init__(f"{step_id}: {error}")
         self.step_id = step_id
         self.error = error
-        self.budget = budget
 
 
 class StepRunner:
@@ -89,7 +95,6 @@ class StepRunner:
                 span.set_attribute("waypoint.step.attempts", ctx.attempts)
         except (ToolCallError, StepFailed, BudgetExhausted) as exc:
             error = exc.error if isinstance(exc, StepFailed) else str(exc)
-            budget = exc if isinstance(exc, BudgetExhausted) else None
 
             def failed(t: Trip) -> list[Event]:
                 record = t.step(step.id)
@@ -100,7 +105,9 @@ class StepRunner:
                 return [("step.failed", {"step": step.id, "attempts": ctx.attempts, "error": error})]
 
             await self.store.update(trip_id, failed)
-            raise StepFailed(step.id, error, budget) from exc
+            if isinstance(exc, BudgetExhausted):
+                raise
+            raise StepFailed(step.id, error) from exc
         await self.store.save_result(trip_id, step.id, result)
         results[step.id] = result
 

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from waypoint_common import keys
+from waypoint_common.errors import StateError
 from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Trip
@@ -72,11 +73,11 @@ return 'tombstoned'
 """
 
 
-class TripNotFound(KeyError):
+class TripNotFound(StateError, KeyError):
     pass
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(StateError):
     """`update`'s function refused the change (the trip is in the wrong state)."""
 
 

@@ -22,7 +22,8 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import SecretStr
 
-from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
+from waypoint_common.errors import CircuitOpen
+from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreaker, RetryBudget
 from waypoint_common.retries import ToolRejected, ToolUnavailable
 from waypoint_common.serviceauth import bearer_header
 from waypoint_common.telemetry import propagate_mcp_context
@@ -57,10 +58,6 @@ def _kind(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return type(exc).__name__
-
-
-class CircuitOpenError(ToolUnavailable):
-    """Failed fast: the server's breaker is open, the call was not made."""
 
 
 class ToolClient:
@@ -180,7 +177,7 @@ class ToolClient:
         try:
             self.breaker.before_call()
         except CircuitOpen as exc:
-            raise CircuitOpenError(self.server, tool, str(exc)) from exc
+            raise CircuitOpen(self.server, tool, exc.retry_in) from exc
         try:
             result = await self._call(tool, arguments, read_timeout, meta)
         except ToolUnavailable:

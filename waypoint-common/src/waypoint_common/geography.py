@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import airportsdata
 
+from waypoint_common.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class Place:
@@ -39,7 +41,7 @@ class Place:
         return f"{self.city}, {self.country} ({self.code})"
 
 
-class UnknownPlace(ValueError):
+class UnknownPlace(InputError):
     """No airport or city matches the text."""
 
 

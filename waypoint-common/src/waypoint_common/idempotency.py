@@ -30,6 +30,7 @@ import orjson
 from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.errors import StateError
 
 _COMMIT = """
 local fp = redis.call('HGET', KEYS[1], 'fp')
@@ -72,7 +73,7 @@ return {outcome, ARGV[3]}
 """
 
 
-class WriteRefused(Exception):
+class WriteRefused(StateError):
     """A write that cannot happen; `field` names the argument at fault."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -12,16 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from waypoint_common.errors import CircuitOpen
+
 BreakerState = Literal["closed", "open", "half_open"]
 STATE_VALUES: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}
-
-
-class CircuitOpen(Exception):
-    """The breaker is open: the call was not made."""
-
-    def __init__(self, name: str, retry_in: float) -> None:
-        super().__init__(f"circuit open for {name}; next probe in {retry_in:.1f}s")
-        self.retry_in = retry_in
 
 
 class CircuitBreaker:
@@ -79,7 +73,7 @@ class CircuitBreaker:
             if self._state == "half_open" and not self._probing:
                 self._probing = True
                 return
-            raise CircuitOpen(self.name, max(0.0, self.cooldown - waited))
+            raise CircuitOpen(self.name, "*", max(0.0, self.cooldown - waited))
 
     def record_success(self) -> None:
         with self._lock:

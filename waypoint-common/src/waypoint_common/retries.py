@@ -16,32 +16,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from waypoint_common.errors import ToolCallError, ToolRejected, ToolUnavailable, TransientError
 
-class ToolCallError(Exception):
-    """A tool call that did not produce a result."""
-
-    transient: bool = False
-
-    def __init__(self, server: str, tool: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(f"{server}/{tool}: {message}")
-        self.server = server
-        self.tool = tool
-        self.message = message
-        self.retry_after = retry_after
-
-
-class ToolRejected(ToolCallError):
-    """The tool answered with an error about the call itself (bad argument, sold out): final."""
-
-
-class ToolUnavailable(ToolCallError):
-    """The call failed on the way or on the server (timeout, connection, 5xx-like error): transient."""
-
-    transient = True
+__all__ = ["ToolCallError", "ToolRejected", "ToolUnavailable", "is_transient", "retrying"]
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, ToolCallError) and exc.transient
+    return isinstance(exc, TransientError)
 
 
 def retrying(

@@ -68,7 +68,7 @@ class RetrySettings:
 
 
 def error_type(exc: BaseException) -> str:
-    return "tool_error" if isinstance(exc, ToolCallError) and not exc.transient else type(exc).__name__
+    return "tool_error" if isinstance(exc, ToolRejected) else type(exc).__name__
 
 
 class Specialist:
@@ -171,7 +171,7 @@ class Specialist:
                 # The message may echo arguments (names); the span gets the kind of failure only.
                 span.set_attribute("error.type", kind)
                 span.set_status(
-                    StatusCode.ERROR, "transient failure" if exc.transient else "tool refused the call"
+                    StatusCode.ERROR, "tool refused the call" if isinstance(exc, ToolRejected) else "transient failure"
                 )
                 outcome = {**metric_attributes, "error.type": kind, "outcome": "error"}
                 TOOL_CALLS.add(1, outcome)

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from waypoint_common.connections import REDIS_UNAVAILABLE
+from waypoint_common.errors import WaypointError
 from waypoint_common.telemetry import TRIP_ATTRIBUTE, current_traceparent, trip_context
 from waypoint_orchestrator import states
 from waypoint_orchestrator.api.deps import Services, ServicesDep
@@ -490,7 +491,7 @@ async def _settled(decide: Callable[[], Awaitable[T]]) -> T:
     return await decide()
 
 
-class _NeedsJob(Exception):
+class _NeedsJob(WaypointError):
     """The change needs a job and none is queued for it (or the worker gave up on it)."""
 
 
