@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import itertools
+import pkgutil
 import random
 import re
 import time
+from types import ModuleType
 
 import pytest
 
@@ -14,7 +17,7 @@ from bench import adversarial_queries
 from tests import regex_audit
 from waypoint_common import geography
 from waypoint_orchestrator import extract as extract_module
-from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract
+from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract, places, reading
 from waypoint_orchestrator.models import DiningWish
 
 TODAY = dt.date(2026, 11, 25)  # a Wednesday
@@ -570,28 +573,53 @@ def test_given_names_are_not_places_unless_a_cue_says_so() -> None:
 # -- reading time: linear patterns, a deadline, nothing that raises ----------------------------
 
 
-def _extractor_patterns() -> dict[str, re.Pattern[str]]:
-    """Every pattern the extractor compiles, by name (both forms of a `_Pattern`)."""
+def _extractor_modules() -> dict[str, ModuleType]:
+    """Every module of the extractor's package, by its name in the package."""
+    found = {"__init__": extract_module}
+    for info in pkgutil.walk_packages(extract_module.__path__, f"{extract_module.__name__}."):
+        found[info.name.rpartition(".")[2]] = importlib.import_module(info.name)
+    return found
+
+
+MODULES = _extractor_modules()
+# The modules that read a field, each with patterns of its own.
+FIELD_MODULES = {"budget", "dates", "dining", "interests", "kind", "length", "places", "travelers"}
+
+
+def _extractor_patterns() -> tuple[dict[str, re.Pattern[str]], dict[str, reading._Pattern]]:
+    """Every pattern the extractor compiles, by module and name (both forms of a `_Pattern`, each
+    place it is kept); and the `_Pattern`s among them, each once."""
     found: dict[str, re.Pattern[str]] = {}
+    folded: dict[str, reading._Pattern] = {}
 
     def collect(value: object, name: str) -> None:
         if isinstance(value, re.Pattern):
             found[name] = value
-        elif isinstance(value, extract_module._Pattern):
+        elif isinstance(value, reading._Pattern):
             found[name], found[f"{name}.fast"] = value.exact, value.fast
+            if all(value is not other for other in folded.values()):
+                folded[name] = value
         elif isinstance(value, tuple):
             for index, item in enumerate(value):
                 collect(item, f"{name}[{index}]")
 
-    for name, value in vars(extract_module).items():
-        collect(value, name)
-    return found
+    for module_name, module in MODULES.items():
+        for name, value in vars(module).items():
+            collect(value, f"{module_name}.{name}")
+    return found, folded
 
 
-PATTERNS = _extractor_patterns()
-FOLDED_PATTERNS = {
-    name: value for name, value in vars(extract_module).items() if isinstance(value, extract_module._Pattern)
-} | {f"_INTEREST_PATTERNS[{tag}]": p for tag, p in extract_module._INTEREST_PATTERNS}
+PATTERNS, FOLDED_PATTERNS = _extractor_patterns()
+
+
+def test_the_audit_sees_the_patterns_of_every_module() -> None:
+    """The audits below walk the package: each field's module is walked and has patterns."""
+    assert {"__init__", "reading"} | FIELD_MODULES <= set(MODULES)
+    assert {name.partition(".")[0] for name in PATTERNS} >= FIELD_MODULES
+    # The place reader walks words with plain `re` patterns: no `_Pattern` of its own.
+    assert {name.partition(".")[0] for name in FOLDED_PATTERNS} >= FIELD_MODULES - {"places"}
+    assert len(PATTERNS) > 150
+    assert len(FOLDED_PATTERNS) > 60
 
 
 def test_the_audit_finds_the_shapes_that_backtrack() -> None:
@@ -612,23 +640,23 @@ def test_no_pattern_can_backtrack_over_a_run() -> None:
 def test_folded_patterns_match_nothing_empty_and_spell_no_capital() -> None:
     for name, pattern in FOLDED_PATTERNS.items():
         assert regex_audit.min_width(pattern.exact) > 0, name
-        capitals = {c for c in regex_audit.literals(pattern.fast) if extract_module._fold(c) != c}
+        capitals = {c for c in regex_audit.literals(pattern.fast) if reading._fold(c) != c}
         # [A-Za-z] may spell capitals: what they fold to is in the same class.
-        assert all(extract_module._fold(c) in regex_audit.literals(pattern.fast) for c in capitals), name
+        assert all(reading._fold(c) in regex_audit.literals(pattern.fast) for c in capitals), name
 
 
 def test_folding_keeps_each_character_and_what_ignorecase_equates() -> None:
     """`_fold`, over every code point: one character each, same \\w/\\d/\\s class, and each letter a
     folded pattern spells matches exactly the characters re.IGNORECASE would match."""
     text = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF)
-    folded = extract_module._fold(text)
+    folded = reading._fold(text)
     assert len(folded) == len(text)
     for category in (r"\w", r"\d", r"\s"):
         assert [m.start() for m in re.finditer(category, text)] == [
             m.start() for m in re.finditer(category, folded)
         ]
     spelled = {c for p in FOLDED_PATTERNS.values() for c in regex_audit.literals(p.fast)}
-    for letter in sorted(c for c in spelled if extract_module._fold(c) == c):
+    for letter in sorted(c for c in spelled if reading._fold(c) == c):
         wanted = [m.start() for m in re.finditer(re.escape(letter), text, re.I)]
         assert [m.start() for m in re.finditer(re.escape(letter), folded)] == wanted, letter
 
@@ -641,7 +669,7 @@ def test_folded_patterns_find_what_ignorecase_finds(family: str) -> None:
         "DINNER FANCY Sushi \u0130n MAY, wee\u212aEND, \u017fUSHI, CAR RENTAL",
     ]
     for query in queries:
-        folded = extract_module._fold(query)
+        folded = reading._fold(query)
         for name, pattern in FOLDED_PATTERNS.items():
             fast = [(m.span(), m.groups()) for m in pattern.finditer(query, folded)]
             assert fast == [(m.span(), m.groups()) for m in pattern.exact.finditer(query)], name
@@ -668,16 +696,16 @@ def test_names_are_normalized_word_by_word_as_geography_does_it_whole() -> None:
     queries += ["Val-d'Is\u00e8re. Saint  Paul\tde Vence, \u00c5re \u0130zmir O'Hare"]
     queries += ["\u03a3\u039f\u03a3 \u00df Paris"]
     for query in queries:
-        words = list(extract_module._WORD.finditer(query))
+        words = list(places._WORD.finditer(query))
         keys: dict[str, str] = {}
         for i in range(len(words)):
-            for j in range(i, min(i + extract_module._MAX_PLACE_WORDS, len(words))):
+            for j in range(i, min(i + places._MAX_PLACE_WORDS, len(words))):
                 gaps = (query[words[k].end() : words[k + 1].start()] for k in range(i, j))
-                if not all(extract_module._WORD_GAP.fullmatch(gap) for gap in gaps):
+                if not all(places._WORD_GAP.fullmatch(gap) for gap in gaps):
                     break
                 names = [w.group(0) for w in words[i : j + 1]]
                 text = query[words[i].start() : words[j].end()]
-                assert extract_module._normalized(names, keys) == geography.normalize(text), text
+                assert places._normalized(names, keys) == geography.normalize(text), text
 
 
 def test_long_runs_of_whitespace_keep_the_meaning() -> None:
@@ -803,7 +831,7 @@ def test_the_deadline_is_checked_between_patterns_and_words(monkeypatch: pytest.
     and stops at the first reading past the deadline, whatever it was doing."""
     query = adversarial_queries.fill("to Paris ")
     readings = itertools.count()
-    monkeypatch.setattr(extract_module, "_clock", lambda: float(next(readings)))
+    monkeypatch.setattr(reading, "_clock", lambda: float(next(readings)))
     extract(query, TODAY, deadline=1e9)
     checks = next(readings)
     assert checks > query.count("Paris") + len(PATTERNS) // 2
