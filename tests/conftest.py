@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, orchestrator_env
+from tests.support import Harness, RedisServer, ServiceProcess, orchestrator_env
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 
@@ -19,10 +20,16 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer.start()
-    yield server
-    server.stop()
+def harness(log_dir: Path) -> Iterator[Harness]:
+    """Every process the suite-wide fixtures start is recorded here the moment it is spawned and
+    stopped when the session ends, however it ends (a failed start, Ctrl-C, SIGTERM included)."""
+    with Harness(log_dir) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def redis_server(harness: Harness) -> RedisServer:
+    return harness.redis()
 
 
 @pytest.fixture
@@ -32,57 +39,52 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def _spawn(command: str, redis_server: RedisServer, log_dir: Path, **env: str) -> ServiceProcess:
-    return ServiceProcess.spawn(command, {"REDIS_URL": redis_server.url, **env}, log_dir)
-
-
-def _ready(*services: ServiceProcess) -> None:
-    for service in services:
-        service.wait_ready()
+@contextlib.contextmanager
+def running(harness: Harness, *services: ServiceProcess) -> Iterator[None]:
+    """Wait for each service to be ready; stop them all on the way out, whichever way that is."""
+    try:
+        harness.wait_ready(*services)
+        yield
+    finally:
+        for service in services:
+            service.stop()
 
 
 @pytest.fixture(scope="session")
-def servers(redis_server: RedisServer, log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def servers(harness: Harness, redis_server: RedisServer) -> Iterator[dict[str, ServiceProcess]]:
     """One process of each tool server, sharing the test Redis."""
-    started = {name: _spawn(name, redis_server, log_dir) for name in TOOL_SERVERS}
-    _ready(*started.values())
-    yield started
-    for service in started.values():
-        service.stop()
+    started = {name: harness.spawn(name, {"REDIS_URL": redis_server.url}) for name in TOOL_SERVERS}
+    with running(harness, *started.values()):
+        yield started
 
 
 @pytest.fixture(scope="session")
 def replicas(
-    redis_server: RedisServer, log_dir: Path
+    harness: Harness, redis_server: RedisServer
 ) -> Iterator[dict[str, tuple[ServiceProcess, ServiceProcess]]]:
     """Two more processes of each writing tool server: replicas sharing the same Redis."""
+    env = {"REDIS_URL": redis_server.url}
     started = {
-        name: (_spawn(name, redis_server, log_dir), _spawn(name, redis_server, log_dir))
+        name: (harness.spawn(name, env), harness.spawn(name, env))
         for name in ("mcp-flights", "mcp-hotels", "mcp-restaurants")
     }
-    _ready(*(s for pair in started.values() for s in pair))
-    yield started
-    for pair in started.values():
-        for service in pair:
-            service.stop()
+    with running(harness, *(s for pair in started.values() for s in pair)):
+        yield started
 
 
 @pytest.fixture
-def faulty_flights(redis_server: RedisServer, log_dir: Path) -> Iterator[ServiceProcess]:
+def faulty_flights(harness: Harness, redis_server: RedisServer) -> Iterator[ServiceProcess]:
     """A flights replica of its own, whose fault plan a test may change freely."""
-    service = _spawn("mcp-flights", redis_server, log_dir, WAYPOINT_FAULT_SEED="7")
-    _ready(service)
-    yield service
-    service.stop()
+    service = harness.spawn("mcp-flights", {"REDIS_URL": redis_server.url, "WAYPOINT_FAULT_SEED": "7"})
+    with running(harness, service):
+        yield service
 
 
 @pytest.fixture(scope="session")
 def orchestrator(
-    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+    harness: Harness, redis_server: RedisServer, servers: dict[str, ServiceProcess]
 ) -> Iterator[ServiceProcess]:
     """The trip API with its workers, on the suite's tool servers and Redis."""
-    service = ServiceProcess.start(
-        "waypoint-orchestrator", orchestrator_env(redis_server.url, servers), log_dir
-    )
-    yield service
-    service.stop()
+    service = harness.spawn("waypoint-orchestrator", orchestrator_env(redis_server.url, servers))
+    with running(harness, service):
+        yield service

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 # The process harness lives in bench/ (the benchmarks and the chaos run use it too; bench never
 # imports tests); its names are re-exported here for the suite.
 from bench.harness import SERVICE_TOKEN as SERVICE_TOKEN
+from bench.harness import Harness as Harness
 from bench.harness import RedisServer as RedisServer
 from bench.harness import ServiceProcess as ServiceProcess
 from bench.harness import free_port as free_port

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, ROOT, RedisServer, ServiceProcess, orchestrator_env, suite_key
+from tests.support import BIN, ROOT, Harness, ServiceProcess, orchestrator_env, suite_key
 
 CONFIG = """
 hooks = "tests.schemathesis_hooks"
@@ -31,16 +31,15 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 
 @pytest.fixture
-def fuzzed(servers: dict[str, ServiceProcess], log_dir: Path) -> Iterator[ServiceProcess]:
+def fuzzed(servers: dict[str, ServiceProcess], harness: Harness) -> Iterator[ServiceProcess]:
     """An orchestrator with a queue of its own, so generated trips do not mix with other tests'.
 
     It has workers: trips must settle, or the event streams the fuzzer opens would never end.
     """
-    redis = RedisServer.start()
-    service = ServiceProcess.start(
+    redis = harness.redis()
+    service = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(redis.url, servers, WAYPOINT_MAX_WAIT_SECONDS="5"),
-        log_dir,
     )
     yield service
     service.stop()

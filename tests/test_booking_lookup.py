@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -17,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support import (
-    RedisServer,
+    Harness,
     ServiceProcess,
     api_headers,
     bookings_of,
@@ -80,14 +79,13 @@ async def test_looking_a_booking_up_writes_nothing(servers: dict[str, ServicePro
 
 @pytest.fixture
 def lossy_hotels(
-    servers: dict[str, ServiceProcess], log_dir: Path
+    servers: dict[str, ServiceProcess], harness: Harness
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
     """An orchestrator whose hotel server loses every booking's answer after writing it."""
-    redis = RedisServer.start()
-    orchestrator = ServiceProcess.start(
+    redis = harness.redis()
+    orchestrator = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(redis.url, servers, WAYPOINT_TOOL_ATTEMPTS="2"),
-        log_dir,
     )
     hotels = servers["mcp-hotels"]
     hotels.admin("PUT", "/admin/faults", {"book_hotel": {"lose_response_rate": 1.0}})
@@ -135,4 +133,4 @@ async def test_a_booking_whose_answer_was_lost_is_found_and_undone_and_every_cal
     assert lookups >= 1
     # Every attempt counts: the searches, both booking tries, the look-up and the two cancels.
     attempts = sum(s["attempts"] for s in trip["steps"])
-    assert trip["usage"]["used:tool_calls"] >= attempts + lookups + 2
+    assert trip["usage"]["used"]["tool_calls"] >= attempts + lookups + 2

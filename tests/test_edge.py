@@ -12,7 +12,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -22,6 +21,7 @@ from redis.asyncio import Redis
 from tests.helpers import SETTLED_STATUSES, days_ahead
 from tests.support import (
     ApiKey,
+    Harness,
     RedisServer,
     ServiceProcess,
     bookings_of,
@@ -254,11 +254,11 @@ def test_booking_needs_the_book_scope(
 
 @pytest.fixture(scope="module")
 def second_orchestrator(
-    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path
+    redis_server: RedisServer, servers: dict[str, ServiceProcess], harness: Harness
 ) -> Iterator[ServiceProcess]:
     """An API-only replica on the same Redis as the suite's orchestrator."""
-    service = ServiceProcess.start(
-        "waypoint-orchestrator", orchestrator_env(redis_server.url, servers, WAYPOINT_WORKERS="0"), log_dir
+    service = harness.start(
+        "waypoint-orchestrator", orchestrator_env(redis_server.url, servers, WAYPOINT_WORKERS="0")
     )
     yield service
     service.stop()
@@ -344,15 +344,14 @@ def _events(service: ServiceProcess, key: ApiKey, trip_id: str) -> list[dict[str
 
 @pytest.fixture
 def api_only(
-    servers: dict[str, ServiceProcess], log_dir: Path
+    servers: dict[str, ServiceProcess], harness: Harness
 ) -> Iterator[tuple[ServiceProcess, RedisServer]]:
     """An orchestrator with no workers on a Redis of its own: its trips stay queued, so streams
     and waits on them are held for as long as the client likes."""
-    redis = RedisServer.start()
-    service = ServiceProcess.start(
+    redis = harness.redis()
+    service = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(redis.url, servers, WAYPOINT_WORKERS="0", WAYPOINT_MAX_WAIT_SECONDS="20"),
-        log_dir,
     )
     yield service, redis
     service.stop()

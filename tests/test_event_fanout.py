@@ -13,7 +13,6 @@ import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -22,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import month_ahead
-from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env, suite_key
+from tests.support import Harness, RedisServer, ServiceProcess, api_headers, orchestrator_env, suite_key
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Termination, Trip
 from waypoint_orchestrator.quotas import WaitSlots
@@ -90,10 +89,10 @@ class ApiOnly:
 
 
 @pytest.fixture(scope="module")
-def api_only(servers: dict[str, ServiceProcess], log_dir: Path) -> Iterator[ApiOnly]:
-    state = RedisServer.start()
+def api_only(servers: dict[str, ServiceProcess], harness: Harness) -> Iterator[ApiOnly]:
+    state = harness.redis()
     env = orchestrator_env(state.url, servers, WAYPOINT_WORKERS="0")
-    service = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
+    service = harness.start("waypoint-orchestrator", env)
     yield ApiOnly(service, state, env)
     service.stop()
     state.stop()
@@ -141,7 +140,7 @@ async def follow(
 
 
 async def test_500_streams_and_100_waits_hold_no_pooled_connection_and_nothing_is_503(
-    api_only: ApiOnly, state: Redis, servers: dict[str, ServiceProcess], log_dir: Path
+    api_only: ApiOnly, state: Redis, servers: dict[str, ServiceProcess], harness: Harness
 ) -> None:
     limits = httpx2.Limits(max_connections=STREAMS + WAITS + 50, max_keepalive_connections=50)
     async with httpx2.AsyncClient(
@@ -198,10 +197,7 @@ async def test_500_streams_and_100_waits_hold_no_pooled_connection_and_nothing_i
 
         # A worker process on the same Redis runs the trips; its events reach every waiter here.
         worker = await asyncio.to_thread(
-            ServiceProcess.start,
-            "waypoint-orchestrator",
-            {**api_only.env, "WAYPOINT_WORKERS": "4"},
-            log_dir,
+            harness.start, "waypoint-orchestrator", {**api_only.env, "WAYPOINT_WORKERS": "4"}
         )
         try:
             answers = await asyncio.gather(*waits)

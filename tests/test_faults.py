@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from pathlib import Path
 
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 from redis.asyncio import Redis
 
-from tests.support import RedisServer, ServiceProcess, mcp_client, structured
+from tests.support import Harness, RedisServer, ServiceProcess, mcp_client, structured
 from waypoint_common import keys
 
 
@@ -118,17 +117,16 @@ async def test_admin_refuses_a_bad_plan(faulty_flights: ServiceProcess) -> None:
 
 
 async def test_faults_from_the_environment_and_admin_with_the_service_token(
-    redis_server: RedisServer, log_dir: Path
+    redis_server: RedisServer, harness: Harness
 ) -> None:
     token = f"weather-{uuid.uuid4().hex}"
-    service = ServiceProcess.start(
+    service = harness.start(
         "mcp-weather",
         {
             "REDIS_URL": redis_server.url,
             "WAYPOINT_FAULTS": '{"get_forecast": {"error_rate": 1.0}}',
             "WAYPOINT_SERVICE_TOKEN": token,
         },
-        log_dir,
     )
     try:
         async with mcp_client(service.mcp_url, token=token) as client:

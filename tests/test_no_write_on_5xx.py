@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
@@ -22,7 +21,7 @@ from redis.asyncio import Redis
 
 from tests.helpers import days_ahead, spoken
 from tests.redisproxy import RedisProxy
-from tests.support import RedisServer, ServiceProcess, bookings_of, orchestrator_env, suite_key
+from tests.support import Harness, RedisServer, ServiceProcess, bookings_of, orchestrator_env, suite_key
 from waypoint_common import keys
 from waypoint_orchestrator import store as trip_store
 from waypoint_orchestrator.jobs import STREAM
@@ -61,13 +60,13 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(servers: dict[str, ServiceProcess], log_dir: Path) -> Iterator[Fleet]:
+def fleet(servers: dict[str, ServiceProcess], harness: Harness) -> Iterator[Fleet]:
     """An orchestrator whose Redis sits behind a proxy the tests cut."""
-    state = RedisServer.start()
+    state = harness.redis()
     proxy = RedisProxy(state.port)
     # A short job lease: a job handed to a worker whose reply the cut lost is taken over soon.
     env = orchestrator_env(proxy.url, servers, WAYPOINT_WORKERS="2", WAYPOINT_JOB_LEASE_SECONDS="5")
-    service = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
+    service = harness.start("waypoint-orchestrator", env)
     suite_key(state.url)  # the API key exists before any test cuts the proxy
     yield Fleet(service, proxy, state)
     service.stop()

@@ -7,12 +7,18 @@ from typing import Any
 
 import pytest
 
+from waypoint_common.results.flights import FlightOffer, FlightSlice
+from waypoint_common.results.hotels import HotelLocation, HotelOffer
+from waypoint_common.results.restaurants import PriceLevel, RestaurantOffer
+from waypoint_common.results.weather import DailyForecast
 from waypoint_orchestrator.chooser import NothingToChoose, choose
 from waypoint_orchestrator.models import DiningWish, PlaceRef, ResolvedTrip
 from waypoint_orchestrator.planner import booking_steps, plan, shape
 from waypoint_orchestrator.summarizer import hike_days, summarize
 
-START = dt.date(2027, 3, 10)
+START = dt.date.today() + dt.timedelta(days=120)
+SEATTLE_TIME = dt.timezone(dt.timedelta(hours=-8))
+PATAGONIA_TIME = dt.timezone(dt.timedelta(hours=-3))
 SEA = PlaceRef(code="SEA", city="Seattle", country="US", lat=47.45, lon=-122.31, tz="America/Los_Angeles")
 FTE = PlaceRef(
     code="FTE", city="El Calafate", country="AR", lat=-50.28, lon=-72.05, tz="America/Argentina/Rio_Gallegos"
@@ -35,50 +41,77 @@ def trip(**changes: Any) -> ResolvedTrip:
     return ResolvedTrip(**{**base, **changes})
 
 
+def at(day: int, hour: int, tz: dt.timezone) -> dt.datetime:
+    """Local time on the trip's `day` (0 = the start)."""
+    return dt.datetime.combine(START + dt.timedelta(days=day), dt.time(hour), tz)
+
+
 def flight(
-    offer_id: str, total: float, hours: float = 20, stops: int = 1, arrive: str = "2027-03-11T11:00:00-03:00"
-) -> dict[str, Any]:
-    out = {
-        "origin": "SEA",
-        "destination": "FTE",
-        "flight_numbers": ["PX1", "PX2"],
-        "via": ["LAX"],
-        "stops": stops,
-        "departure_local": "2027-03-10T08:00:00-08:00",
-        "arrival_local": arrive,
-        "duration_minutes": hours * 60,
-    }
-    back = {
-        **out,
-        "origin": "FTE",
-        "destination": "SEA",
-        "departure_local": "2027-03-13T16:00:00-03:00",
-        "arrival_local": "2027-03-14T06:00:00-08:00",
-    }
-    return {"offer_id": offer_id, "carrier": "Polaris", "total_price": total, "slices": [out, back]}
+    offer_id: str, total: float, hours: int = 20, stops: int = 1, arrive: dt.datetime | None = None
+) -> FlightOffer:
+    out = FlightSlice(
+        origin="SEA",
+        origin_tz="America/Los_Angeles",
+        destination="FTE",
+        destination_tz="America/Argentina/Rio_Gallegos",
+        flight_numbers=["PX1", "PX2"],
+        via=["LAX"],
+        stops=stops,
+        departure_local=at(0, 8, SEATTLE_TIME),
+        arrival_local=arrive or at(1, 11, PATAGONIA_TIME),
+        duration_minutes=hours * 60,
+    )
+    back = out.model_copy(
+        update={
+            "origin": "FTE",
+            "origin_tz": out.destination_tz,
+            "destination": "SEA",
+            "destination_tz": out.origin_tz,
+            "departure_local": at(3, 16, PATAGONIA_TIME),
+            "arrival_local": at(4, 6, SEATTLE_TIME),
+        }
+    )
+    return FlightOffer(
+        offer_id=offer_id,
+        carrier="Polaris",
+        carrier_code="PX",
+        cabin="economy",
+        slices=[out, back],
+        price_per_passenger=total / 2,
+        total_price=total,
+        seats_left=9,
+    )
 
 
-def hotel(hotel_id: str, total: float, rating: float = 8.0, stars: int = 3) -> dict[str, Any]:
-    return {
-        "hotel_id": hotel_id,
-        "name": hotel_id,
-        "total_price": total,
-        "rating": rating,
-        "stars": stars,
-        "nights": 2,
-    }
+def hotel(hotel_id: str, total: float, rating: float = 8.0, stars: int = 3) -> HotelOffer:
+    return HotelOffer(
+        hotel_id=hotel_id,
+        name=hotel_id,
+        stars=stars,
+        rating=rating,
+        location=HotelLocation(city="El Calafate", country="AR", airport="FTE", lat=-50.34, lon=-72.27),
+        distance_from_centre_km=1.0,
+        amenities=[],
+        rooms=1,
+        nights=2,
+        nightly_price=total / 2,
+        total_price=total,
+        rooms_left=4,
+    )
 
 
-def restaurant(rid: str, per_person: float, level: int, rating: float = 4.5) -> dict[str, Any]:
-    return {
-        "restaurant_id": rid,
-        "name": rid,
-        "cuisine": "Argentine",
-        "price_level": level,
-        "price_per_person": per_person,
-        "rating": rating,
-        "free_slots": ["19:00", "20:00"],
-    }
+def restaurant(rid: str, per_person: float, level: PriceLevel, rating: float = 4.5) -> RestaurantOffer:
+    return RestaurantOffer(
+        restaurant_id=rid,
+        name=rid,
+        cuisine="Argentine",
+        price_level=level,
+        price_per_person=per_person,
+        rating=rating,
+        city="El Calafate",
+        country="AR",
+        free_slots=["19:00", "20:00"],
+    )
 
 
 def test_plan_runs_searches_in_parallel_then_choose_and_summarize() -> None:
@@ -129,11 +162,11 @@ def test_choose_the_best_combination_within_budget() -> None:
     assert chosen.within_budget
     assert chosen.total <= 3000
     assert chosen.flight is not None
-    assert chosen.flight["offer_id"] == "good"
+    assert chosen.flight.offer_id == "good"
     assert chosen.hotel is not None
-    assert chosen.hotel["hotel_id"] == "lovely"
-    assert [d.restaurant["restaurant_id"] for d in chosen.dinners] == ["grand"]  # fancy, best rated
-    assert chosen.dinners[0].cost == 180
+    assert chosen.hotel.hotel_id == "lovely"
+    assert [d.restaurant.restaurant_id for d in chosen.dinners] == ["grand"]  # fancy, best rated
+    assert chosen.dinners[0].estimated_cost_usd == 180
     assert chosen.total == 1700 + 600 + 180
 
 
@@ -144,10 +177,10 @@ def test_over_budget_gives_the_cheapest_complete_option_and_the_shortfall() -> N
     chosen = choose(trip(budget_usd=200.0), flights, hotels, dinners)
     assert not chosen.within_budget
     assert chosen.flight is not None
-    assert chosen.flight["offer_id"] == "b"
+    assert chosen.flight.offer_id == "b"
     assert chosen.hotel is not None
-    assert chosen.hotel["hotel_id"] == "h2"
-    assert chosen.dinners[0].restaurant["restaurant_id"] == "grand"
+    assert chosen.hotel.hotel_id == "h2"
+    assert chosen.dinners[0].restaurant.restaurant_id == "grand"
     assert chosen.total == 1400 + 250 + 180
     assert chosen.shortfall == chosen.total - 200
 
@@ -175,18 +208,20 @@ def test_hikes_go_on_the_best_weather_days() -> None:
     t = trip(end_date=START + dt.timedelta(days=6))
     scores = [0.9, 0.3, 0.8, 0.2, 0.95, 0.6, 0.99]
     forecast = [
-        {
-            "date": (START + dt.timedelta(days=i)).isoformat(),
-            "outdoor_suitability": s,
-            "condition": "sunny",
-            "high_c": 12,
-            "low_c": 3,
-            "precipitation_probability": 0.1,
-        }
+        DailyForecast(
+            date=START + dt.timedelta(days=i),
+            condition="sunny",
+            high_c=12,
+            low_c=3,
+            precipitation_probability=0.1,
+            precipitation_mm=0,
+            wind_kph=10,
+            outdoor_suitability=s,
+        )
         for i, s in enumerate(scores)
     ]
     f = flight("f", 1000)
-    f["slices"][1]["departure_local"] = "2027-03-16T16:00:00-03:00"
+    f.slices[1].departure_local = at(6, 16, PATAGONIA_TIME)
     days = hike_days(t, shape(t), f, forecast)
     # Arrival on day 2 at 11:00, departure on day 7: candidates are days 2-6; the best half are hiked.
     assert days == [START + dt.timedelta(days=2), START + dt.timedelta(days=4), START + dt.timedelta(days=5)]

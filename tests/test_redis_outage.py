@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from pathlib import Path
 
 import httpx2
 
 from tests.helpers import days_ahead, spoken
-from tests.support import RedisServer, ServiceProcess, api_headers, orchestrator_env, wait_until
+from tests.support import Harness, ServiceProcess, api_headers, orchestrator_env, wait_until
 
 SETTLED = {"needs_input", "planned", "booked", "partial", "over_budget", "failed", "cancelled"}
 
 
 def test_new_trips_get_503_while_redis_is_down_and_accepted_trips_finish(
-    servers: dict[str, ServiceProcess], log_dir: Path
+    servers: dict[str, ServiceProcess], harness: Harness
 ) -> None:
-    state = RedisServer.start(persistent=True)
-    orchestrator = ServiceProcess.start(
+    state = harness.redis(persistent=True)
+    orchestrator = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(state.url, servers, WAYPOINT_WORKERS="3", WAYPOINT_JOB_LEASE_SECONDS="2"),
-        log_dir,
     )
     # Slow hotel searches keep trips in flight while Redis goes away.
     servers["mcp-hotels"].admin("PUT", "/admin/faults", {"search_hotels": {"latency_ms": 400}})

@@ -7,7 +7,6 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -15,10 +14,11 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import days_ahead, spoken
-from tests.support import RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
+from tests.support import Harness, RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
 from waypoint_common.errors import CircuitOpen
 from waypoint_common.resilience import CircuitBreaker, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
+from waypoint_orchestrator.models import Limits
 
 TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 FULL_TRIP = "3-day trip to Denver from Chicago on {day} for two with a fancy dinner, budget $5000"
@@ -31,13 +31,12 @@ def when(n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def tools(log_dir: Path) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
+def tools(harness: Harness) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
     """Tool servers of this module's own on a Redis of its own: the calls they count are this
     module's only (no trip another test left running reaches them)."""
-    redis = RedisServer.start()
-    started = {name: ServiceProcess.spawn(name, {"REDIS_URL": redis.url}, log_dir) for name in TOOL_SERVERS}
-    for service in started.values():
-        service.wait_ready()
+    redis = harness.redis()
+    started = {name: harness.spawn(name, {"REDIS_URL": redis.url}) for name in TOOL_SERVERS}
+    harness.wait_ready(*started.values())
     yield redis, started
     for service in started.values():
         service.stop()
@@ -46,12 +45,12 @@ def tools(log_dir: Path) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess
 
 @pytest.fixture
 def resilient(
-    tools: tuple[RedisServer, dict[str, ServiceProcess]], log_dir: Path
+    tools: tuple[RedisServer, dict[str, ServiceProcess]], harness: Harness
 ) -> Iterator[tuple[ServiceProcess, dict[str, ServiceProcess]]]:
     """An orchestrator of each test's own (its breakers start closed, whatever ran before), with
     short timeouts and a breaker that opens after 3 failures."""
     redis, servers = tools
-    orchestrator = ServiceProcess.start(
+    orchestrator = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(
             redis.url,
@@ -61,7 +60,6 @@ def resilient(
             WAYPOINT_BREAKER_FAILURES="3",
             WAYPOINT_BREAKER_COOLDOWN_SECONDS="2",
         ),
-        log_dir,
     )
     yield orchestrator, servers
     orchestrator.stop()
@@ -159,8 +157,8 @@ def test_a_tool_call_budget_stops_the_trip_after_exactly_that_many_calls(
     assert trip["termination"]["detail"].startswith("tool_calls: 3 of 3")
     assert trip["status"] == "partial"
     assert sum(s["attempts"] for s in trip["steps"]) == 3
-    assert trip["usage"]["used:tool_calls"] == 3
-    assert trip["usage"]["limit:tool_calls"] == 3
+    assert trip["usage"]["used"]["tool_calls"] == 3
+    assert trip["usage"]["limits"]["max_tool_calls"] == 3
 
 
 def test_limits_above_the_cap_are_refused(
@@ -232,7 +230,9 @@ async def test_concurrent_workers_never_overspend_a_trip(redis_server: RedisServ
     trip_id = uuid.uuid4().hex
     clients = [Redis.from_url(redis_server.url, decode_responses=True) for _ in range(20)]
     try:
-        await BudgetLedger(clients[0]).open(trip_id, steps=25, tool_calls=40, tokens=0, wall_seconds=60)
+        await BudgetLedger(clients[0]).open(
+            trip_id, Limits(max_steps=25, max_tool_calls=40, max_tokens=0, max_wall_seconds=60)
+        )
 
         async def worker(i: int) -> tuple[int, int]:
             ledger = BudgetLedger(clients[i])
@@ -254,7 +254,9 @@ async def test_concurrent_workers_never_overspend_a_trip(redis_server: RedisServ
             await client.aclose()
     assert sum(g for g, _ in results) == 40
     assert sum(r for _, r in results) == 200 - 40
-    assert usage["used:tool_calls"] == 40
+    assert usage is not None
+    assert usage.used.tool_calls == 40
+    assert usage.limits.max_tool_calls == 40
 
 
 def test_breaker_and_retry_budget_state_machines() -> None:
@@ -339,14 +341,14 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
 
 
 def test_a_server_that_cannot_be_reached_is_named_without_its_address(
-    tools: tuple[RedisServer, dict[str, ServiceProcess]], log_dir: Path
+    tools: tuple[RedisServer, dict[str, ServiceProcess]], harness: Harness
 ) -> None:
     """The trip's warnings reach clients: they say which server failed and how, never its
     internal address or the exception's text."""
     redis, servers = tools
     unreachable = f"http://127.0.0.1:{free_port()}/mcp"
     env = orchestrator_env(redis.url, servers, WAYPOINT_TOOL_ATTEMPTS="2", MCP_WEATHER_URL=unreachable)
-    orchestrator = ServiceProcess.start("waypoint-orchestrator", env, log_dir)
+    orchestrator = harness.start("waypoint-orchestrator", env)
     try:
         trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(15))})
     finally:

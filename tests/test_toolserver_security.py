@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from tests.otlp import OtlpReceiver
 from tests.support import (
     SERVICE_TOKEN,
+    Harness,
     RedisServer,
     ServiceProcess,
     error_text,
@@ -61,9 +62,9 @@ def rss(service: ServiceProcess) -> int:
 
 
 @pytest.fixture(scope="module")
-def flights(redis_server: RedisServer, log_dir: Path) -> Iterator[ServiceProcess]:
+def flights(redis_server: RedisServer, harness: Harness) -> Iterator[ServiceProcess]:
     """A flights server of its own, so memory figures are this module's alone."""
-    service = ServiceProcess.start("mcp-flights", {"REDIS_URL": redis_server.url}, log_dir)
+    service = harness.start("mcp-flights", {"REDIS_URL": redis_server.url})
     yield service
     service.stop()
 
@@ -162,16 +163,15 @@ async def test_an_mcp_client_without_the_token_gets_nothing(servers: dict[str, S
     ids=["missing", "placeholder", "short", "one-letter"],
 )
 def test_a_tool_server_in_production_refuses_to_start_without_a_real_token(
-    redis_server: RedisServer, log_dir: Path, token: str | None, message: str
+    redis_server: RedisServer, harness: Harness, token: str | None, message: str
 ) -> None:
-    service = ServiceProcess.spawn(
+    service = harness.spawn(
         "mcp-flights",
         {
             "REDIS_URL": redis_server.url,
             "WAYPOINT_ENVIRONMENT": "production",
             "WAYPOINT_SERVICE_TOKEN": token or "",
         },
-        log_dir,
     )
     try:
         code = service.proc.wait(timeout=30)
@@ -182,11 +182,11 @@ def test_a_tool_server_in_production_refuses_to_start_without_a_real_token(
 
 
 def test_a_tool_server_in_production_starts_with_a_token_file(
-    redis_server: RedisServer, log_dir: Path, tmp_path: Path
+    redis_server: RedisServer, harness: Harness, tmp_path: Path
 ) -> None:
     secret = tmp_path / "service-token"
     secret.write_text(f"{SERVICE_TOKEN}\n")
-    service = ServiceProcess.start(
+    service = harness.start(
         "mcp-weather",
         {
             "REDIS_URL": redis_server.url,
@@ -194,7 +194,6 @@ def test_a_tool_server_in_production_starts_with_a_token_file(
             "WAYPOINT_SERVICE_TOKEN": "",
             "WAYPOINT_SERVICE_TOKEN_FILE": str(secret),
         },
-        log_dir,
     )
     try:
         assert httpx2.get(f"{service.base_url}/admin/faults", timeout=5).status_code == 401
@@ -438,14 +437,13 @@ async def test_a_write_without_an_owner_is_refused_naming_the_field(
 
 
 async def test_the_owner_and_the_trace_context_both_reach_the_server(
-    redis_server: RedisServer, log_dir: Path
+    redis_server: RedisServer, harness: Harness
 ) -> None:
     """The SDK injects `traceparent` into the same `_meta` the owner travels in; both must arrive."""
     with OtlpReceiver() as receiver:
-        service = ServiceProcess.start(
+        service = harness.start(
             "mcp-flights",
             {"REDIS_URL": redis_server.url, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
-            log_dir,
         )
         try:
             tracer = TracerProvider().get_tracer("test")

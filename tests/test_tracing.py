@@ -11,7 +11,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -21,6 +20,7 @@ from tests.helpers import days_ahead, spoken
 from tests.otlp import OtlpReceiver, Span, is_descendant, latest_points, missing_parents, spans_of_trace
 from tests.support import (
     SERVICE_TOKEN,
+    Harness,
     RedisServer,
     ServiceProcess,
     api_headers,
@@ -37,21 +37,15 @@ SECRET = "Bearer do-not-export-this-token-7f3a"
 
 
 @pytest.fixture(scope="module")
-def traced(log_dir: Path) -> Iterator[tuple[OtlpReceiver, dict[str, ServiceProcess]]]:
+def traced(harness: Harness) -> Iterator[tuple[OtlpReceiver, dict[str, ServiceProcess]]]:
     """A fleet of its own (own Redis, own tool servers) exporting telemetry to the receiver."""
     receiver = OtlpReceiver()
     receiver.start()
-    redis = RedisServer.start()
+    redis = harness.redis()
     telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "500"}
-    tools = {
-        name: ServiceProcess.spawn(name, {"REDIS_URL": redis.url, **telemetry}, log_dir)
-        for name in TOOL_SERVERS
-    }
-    for service in tools.values():
-        service.wait_ready()
-    orchestrator = ServiceProcess.start(
-        "waypoint-orchestrator", orchestrator_env(redis.url, tools, **telemetry), log_dir
-    )
+    tools = {name: harness.spawn(name, {"REDIS_URL": redis.url, **telemetry}) for name in TOOL_SERVERS}
+    harness.wait_ready(*tools.values())
+    orchestrator = harness.start("waypoint-orchestrator", orchestrator_env(redis.url, tools, **telemetry))
     yield receiver, {**tools, "orchestrator": orchestrator}
     for service in (orchestrator, *tools.values()):
         service.stop()
@@ -305,19 +299,18 @@ class SilentCollector:
 
 @pytest.mark.parametrize("collector", ["refusing", "silent"])
 def test_trips_succeed_when_the_collector_is_unreachable(
-    redis_server: RedisServer, servers: dict[str, ServiceProcess], log_dir: Path, collector: str
+    redis_server: RedisServer, servers: dict[str, ServiceProcess], harness: Harness, collector: str
 ) -> None:
     """Export never blocks a request: with nothing listening (connections refused) or with a
     collector that takes the connection and never answers, trips plan within their `Prefer: wait`
     and /healthz answers."""
     silent = SilentCollector() if collector == "silent" else None
     endpoint = silent.endpoint if silent else f"http://127.0.0.1:{free_port()}"
-    orchestrator = ServiceProcess.start(
+    orchestrator = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(
             redis_server.url, servers, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRIC_EXPORT_INTERVAL="200"
         ),
-        log_dir,
     )
     try:
         if silent is not None:
@@ -411,13 +404,13 @@ def test_a_confirmed_trips_book_job_is_in_the_trips_trace_under_the_confirm_requ
 
 
 def test_an_unsampled_trip_is_unsampled_in_every_service(
-    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]], log_dir: Path
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]], harness: Harness
 ) -> None:
     """Sampling is decided once, at the trip's first span; every service follows it."""
     receiver, fleet = traced
     tools = {name: fleet[name] for name in TOOL_SERVERS}
     redis_url = fleet["mcp-flights"].env["REDIS_URL"]
-    orchestrator = ServiceProcess.start(
+    orchestrator = harness.start(
         "waypoint-orchestrator",
         orchestrator_env(
             redis_url,
@@ -427,7 +420,6 @@ def test_an_unsampled_trip_is_unsampled_in_every_service(
             OTEL_TRACES_SAMPLER_ARG="0",
             JAEGER_UI_URL="http://localhost:16686",
         ),
-        log_dir,
     )
     try:
         trip = book(

@@ -10,7 +10,6 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -18,8 +17,16 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import days_ahead, spoken
-from tests.support import SUITE_TENANT, RedisServer, ServiceProcess, api_headers, orchestrator_env, read_sse
+from tests.support import (
+    SUITE_TENANT,
+    Harness,
+    ServiceProcess,
+    api_headers,
+    orchestrator_env,
+    read_sse,
+)
 from waypoint_common import keys
+from waypoint_common.results.flights import FlightOffer
 from waypoint_orchestrator.jobs import GROUP, STREAM
 from waypoint_orchestrator.models import (
     BookingRecord,
@@ -36,15 +43,14 @@ TRIPS = 40
 
 @pytest.fixture
 def two_orchestrators(
-    servers: dict[str, ServiceProcess], log_dir: Path
+    servers: dict[str, ServiceProcess], harness: Harness
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
     """Two orchestrators with a queue of their own (the suite's orchestrator reads the suite's)."""
-    own_redis = RedisServer.start()
+    own_redis = harness.redis()
     env = orchestrator_env(own_redis.url, servers, WAYPOINT_WORKERS="3")
-    first = ServiceProcess.spawn("waypoint-orchestrator", env, log_dir)
-    second = ServiceProcess.spawn("waypoint-orchestrator", env, log_dir)
-    first.wait_ready()
-    second.wait_ready()
+    first = harness.spawn("waypoint-orchestrator", env)
+    second = harness.spawn("waypoint-orchestrator", env)
+    harness.wait_ready(first, second)
     yield first, second
     first.stop()
     second.stop()
@@ -126,11 +132,21 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
             end_date=start + dt.timedelta(days=2),
             travelers=1,
         ),
-        # A flight offer the saga cannot read (no carrier, no slices): the job raises KeyError.
+        # A flight offer with no slices: the saga names a flight by its first slice, so the job
+        # raises IndexError (a bug in the job, not a tool's answer: tool answers are validated).
         itinerary=Itinerary(
             summary="broken",
             days=[],
-            flight={"offer_id": "not-an-offer"},
+            flight=FlightOffer(
+                offer_id="not-an-offer",
+                carrier="Nowhere Air",
+                carrier_code="NW",
+                cabin="economy",
+                slices=[],
+                price_per_passenger=0,
+                total_price=0,
+                seats_left=1,
+            ),
             budget=BudgetUse(budget_usd=None, total_usd=0),
         ),
         bookings=[
@@ -158,7 +174,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
         await asyncio.sleep(0.2)
     assert found["status"] == "failed", found
     assert found["termination"]["reason"] == "error"
-    assert found["termination"]["detail"].startswith("KeyError in the book job")
+    assert found["termination"]["detail"].startswith("IndexError in the book job")
     assert "not-an-offer" not in found["termination"]["detail"]
     # It compensated first: the hotel booking was asked to be cancelled (the tool server does not
     # know it, so a person has to look).

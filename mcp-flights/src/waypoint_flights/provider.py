@@ -18,7 +18,7 @@ from waypoint_common import geography
 from waypoint_common.errors import InputError
 from waypoint_common.geography import Place
 from waypoint_common.inventory import money, seeded_rng
-from waypoint_flights.models import Airport, Cabin, FlightSlice
+from waypoint_common.results.flights import Airport, Cabin, FlightSlice
 
 CABIN_CODES: dict[Cabin, str] = {"economy": "Y", "premium_economy": "W", "business": "J", "first": "F"}
 CABIN_BY_CODE: dict[str, Cabin] = {code: cabin for cabin, code in CABIN_CODES.items()}

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.geography import great_circle_km
+from waypoint_common.results.flights import Cabin, FlightBooking, FlightOffer, FlightSearchResult
 from waypoint_common.toolargs import (
     LocationText,
     PartySize,
@@ -21,7 +22,6 @@ from waypoint_common.toolargs import (
     check_travel_date,
 )
 from waypoint_common.toolserver import ToolContext
-from waypoint_flights.models import Cabin, FlightBooking, FlightOffer, FlightSearchResult
 from waypoint_flights.provider import (
     FlightProvider,
     OfferQuote,

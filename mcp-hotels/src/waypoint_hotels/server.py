@@ -12,6 +12,7 @@ from pydantic import Field
 
 from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.inventory import money
+from waypoint_common.results.hotels import HotelBooking, HotelLocation, HotelOffer, HotelSearchResult
 from waypoint_common.toolargs import (
     MAX_STAY_NIGHTS,
     LocationText,
@@ -22,7 +23,6 @@ from waypoint_common.toolargs import (
     check_place,
 )
 from waypoint_common.toolserver import ToolContext
-from waypoint_hotels.models import HotelBooking, HotelLocation, HotelOffer, HotelSearchResult
 from waypoint_hotels.provider import (
     HotelProfile,
     HotelProvider,

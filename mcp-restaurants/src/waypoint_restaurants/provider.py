@@ -11,7 +11,7 @@ from waypoint_common import geography
 from waypoint_common.errors import InputError
 from waypoint_common.geography import Place
 from waypoint_common.inventory import city_item, city_item_id, money, seeded_rng
-from waypoint_restaurants.models import PriceLevel
+from waypoint_common.results.restaurants import PriceLevel
 
 SEATING_TIMES = ("17:30", "18:00", "18:30", "19:00", "19:30", "20:00", "20:30", "21:00", "21:30", "22:00")
 SEATS_PER_TABLE = 4

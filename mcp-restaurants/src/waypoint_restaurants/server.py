@@ -12,6 +12,12 @@ from pydantic import Field
 
 from waypoint_common.bookings import BookingLedger, request_owner, writing_owner
 from waypoint_common.inventory import money
+from waypoint_common.results.restaurants import (
+    PriceLevel,
+    Reservation,
+    RestaurantOffer,
+    RestaurantSearchResult,
+)
 from waypoint_common.toolargs import (
     LocationText,
     PartySize,
@@ -21,7 +27,6 @@ from waypoint_common.toolargs import (
     check_travel_date,
 )
 from waypoint_common.toolserver import ToolContext
-from waypoint_restaurants.models import PriceLevel, Reservation, RestaurantOffer, RestaurantSearchResult
 from waypoint_restaurants.provider import (
     SEATING_TIMES,
     RestaurantProfile,

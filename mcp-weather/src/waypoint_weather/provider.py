@@ -14,7 +14,7 @@ from typing import Protocol
 
 from waypoint_common.geography import Place
 from waypoint_common.inventory import seeded_rng
-from waypoint_weather.models import Condition, DailyForecast
+from waypoint_common.results.weather import Condition, DailyForecast
 
 
 class WeatherProvider(Protocol):

@@ -7,9 +7,9 @@ import datetime as dt
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
+from waypoint_common.results.weather import Forecast
 from waypoint_common.toolargs import LocationText, check_date_range, check_place
 from waypoint_common.toolserver import ToolContext
-from waypoint_weather.models import Forecast
 from waypoint_weather.provider import SimulatedWeather, WeatherProvider
 
 SERVICE = "mcp-weather"

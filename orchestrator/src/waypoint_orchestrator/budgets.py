@@ -7,6 +7,7 @@ any number of workers charging one trip can never take it past its limits.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Literal
 
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 
 from waypoint_common import keys
 from waypoint_common.errors import FinalError
+from waypoint_orchestrator.models import Limits, TripUsage, Used
 from waypoint_orchestrator.store import TRIP_TTL_SECONDS
 
 Counted = Literal["steps", "tool_calls", "tokens"]
@@ -54,16 +56,16 @@ class BudgetLedger:
     def _keys(trip_id: str) -> list[str]:
         return [keys.trip_budget(trip_id), keys.trip_charges(trip_id)]
 
-    async def open(self, trip_id: str, steps: int, tool_calls: int, tokens: int, wall_seconds: float) -> None:
+    async def open(self, trip_id: str, limits: Limits) -> None:
         """Set the trip's limits and its deadline, once (a resumed trip keeps the first ones)."""
         key = self._keys(trip_id)[0]
         pipe = self.redis.pipeline(transaction=True)
         for field, value in (
-            ("limit:steps", steps),
-            ("limit:tool_calls", tool_calls),
-            ("limit:tokens", tokens),
-            ("limit:wall_seconds", wall_seconds),
-            ("deadline", time.time() + wall_seconds),
+            ("limit:steps", limits.max_steps),
+            ("limit:tool_calls", limits.max_tool_calls),
+            ("limit:tokens", limits.max_tokens),
+            ("limit:wall_seconds", limits.max_wall_seconds),
+            ("deadline", time.time() + limits.max_wall_seconds),
         ):
             pipe.hsetnx(key, field, value)
         pipe.expire(key, TRIP_TTL_SECONDS)
@@ -92,6 +94,22 @@ class BudgetLedger:
         if deadline is not None and time.time() > float(deadline):
             raise BudgetExhausted("wall_time", float(limit or 0), float(limit or 0))
 
-    async def usage(self, trip_id: str) -> dict[str, float]:
+    async def usage(self, trip_id: str) -> TripUsage | None:
+        """The trip's limits, use and deadline; None before its budgets are opened (or after they expired)."""
         raw: dict[str, str] = await self.redis.hgetall(self._keys(trip_id)[0])  # type: ignore[assignment]
-        return {k: float(v) for k, v in raw.items()}
+        if "deadline" not in raw:
+            return None
+        return TripUsage(
+            limits=Limits(
+                max_steps=int(raw["limit:steps"]),
+                max_tool_calls=int(raw["limit:tool_calls"]),
+                max_tokens=int(raw["limit:tokens"]),
+                max_wall_seconds=float(raw["limit:wall_seconds"]),
+            ),
+            used=Used(
+                steps=int(raw.get("used:steps", 0)),
+                tool_calls=int(raw.get("used:tool_calls", 0)),
+                tokens=int(raw.get("used:tokens", 0)),
+            ),
+            deadline=dt.datetime.fromtimestamp(float(raw["deadline"]), dt.UTC),
+        )

@@ -6,11 +6,24 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
+from waypoint_common.results.flights import Cabin, FlightOffer
+from waypoint_common.results.hotels import HotelOffer
+from waypoint_common.results.restaurants import RestaurantOffer
+from waypoint_common.results.weather import DailyForecast
+
 TripKind = Literal["full_trip", "flights_only", "hotels_only", "weather_only", "dining_only"]
-Cabin = Literal["economy", "premium_economy", "business", "first"]
 TripStatus = Literal[
     "queued",
     "running",
@@ -103,6 +116,27 @@ class TripLimits(BaseModel):
     max_wall_seconds: Annotated[float, Field(gt=0), NumberCheck] | None = Field(
         None, description="Time from the start of planning."
     )
+
+
+class Limits(BaseModel):
+    """A trip's budgets as they apply: the server's defaults, overridden by the request within caps."""
+
+    max_steps: int = Field(ge=1)
+    max_tool_calls: int = Field(ge=1)
+    max_tokens: int = Field(ge=0)
+    max_wall_seconds: float = Field(gt=0)
+
+
+class Used(BaseModel):
+    steps: int = 0
+    tool_calls: int = Field(0, description="Tool call attempts, retries, look-ups and cancels included.")
+    tokens: int = 0
+
+
+class TripUsage(BaseModel):
+    limits: Limits
+    used: Used
+    deadline: dt.datetime = Field(description="When the wall-time budget runs out.")
 
 
 class TripRequest(BaseModel):
@@ -308,13 +342,28 @@ class ItineraryDay(BaseModel):
     dinner: bool = False
 
 
+class PlannedDinner(BaseModel):
+    """A dinner the plan holds a table for: the restaurant as its server offered it."""
+
+    date: dt.date
+    time: str = Field(description="Seating time, HH:MM local.")
+    estimated_cost_usd: float = Field(
+        ge=0,
+        # Checkpoints written before the field was renamed still read.
+        validation_alias=AliasChoices("estimated_cost_usd", "cost"),
+    )
+    restaurant: RestaurantOffer
+
+
 class Itinerary(BaseModel):
+    """The plan: each item exactly as its tool server offered it, and the day-by-day view."""
+
     summary: str
     days: list[ItineraryDay]
-    flight: dict[str, Any] | None = None
-    hotel: dict[str, Any] | None = None
-    dinners: list[dict[str, Any]] = Field(default_factory=list)
-    forecast: list[dict[str, Any]] = Field(default_factory=list)
+    flight: FlightOffer | None = None
+    hotel: HotelOffer | None = None
+    dinners: list[PlannedDinner] = Field(default_factory=list)
+    forecast: list[DailyForecast] = Field(default_factory=list)
     budget: BudgetUse
 
 
@@ -370,9 +419,8 @@ class Trip(BaseModel):
     spend: SpendAuthority | None = Field(
         None, description="Whose daily booking spend the bookings count against (set when booking is asked)."
     )
-    usage: dict[str, float] = Field(
-        default_factory=dict,
-        description="Budgets: limits (`limit:*`), what was used (`used:*`), the deadline.",
+    usage: TripUsage | None = Field(
+        None, description="The trip's budgets: their limits, what was used, and the deadline."
     )
     trace_id: str | None = None
     trace_url: str | None = None

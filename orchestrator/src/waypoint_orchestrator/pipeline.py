@@ -25,7 +25,7 @@ from waypoint_common.telemetry import span_context_of, trip_context
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.jobs import Job
-from waypoint_orchestrator.models import SETTLED_STATUSES, Trip
+from waypoint_orchestrator.models import SETTLED_STATUSES, Limits, Trip, TripLimits
 from waypoint_orchestrator.planning import TripPlanner
 from waypoint_orchestrator.quotas import SpendLedger
 from waypoint_orchestrator.saga import BookingSaga
@@ -50,7 +50,7 @@ class TripRunner:
         agents: Agents,
         worker_id: str,
         ledger: BudgetLedger,
-        limits_for: Callable[[Any], tuple[dict[str, float], Any]],
+        limits_for: Callable[[TripLimits | None], tuple[Limits, list[tuple[str, str]]]],
         spend: SpendLedger | None = None,
     ) -> None:
         self.store = store

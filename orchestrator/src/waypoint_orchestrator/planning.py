@@ -7,21 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from waypoint_common.results.flights import FlightOffer
+from waypoint_common.results.hotels import HotelOffer
+from waypoint_common.results.restaurants import RestaurantOffer
+from waypoint_common.results.weather import DailyForecast
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
-from waypoint_orchestrator.chooser import Dinner, NothingToChoose, Selection, choose
+from waypoint_orchestrator.chooser import NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
 from waypoint_orchestrator.models import (
     DiningWish,
     Itinerary,
+    Limits,
     ResolvedTrip,
     StepRecord,
     TerminationReason,
     Trip,
+    TripLimits,
     TripStatus,
     jsonable,
 )
@@ -34,6 +42,13 @@ from waypoint_orchestrator.store import TransitionRefused, TripStore
 from waypoint_orchestrator.summarizer import summarize
 
 Event = tuple[str, dict[str, Any]]
+# How each step's answer is read back from its checkpoint and written to it.
+FLIGHTS = TypeAdapter(list[FlightOffer])
+HOTELS = TypeAdapter(list[HotelOffer])
+FORECAST = TypeAdapter(list[DailyForecast])
+RESTAURANTS = TypeAdapter(list[RestaurantOffer])
+SELECTION = TypeAdapter(Selection)
+ITINERARY = TypeAdapter(Itinerary)
 # Searches whose loss degrades the trip instead of ending it.
 OPTIONAL_AGENTS = frozenset({"weather", "dining"})
 
@@ -47,7 +62,7 @@ class TripPlanner:
         steps: StepRunner,
         saga: BookingSaga,
         worker_id: str,
-        limits_for: Callable[[Any], tuple[dict[str, float], Any]],
+        limits_for: Callable[[TripLimits | None], tuple[Limits, list[tuple[str, str]]]],
     ) -> None:
         self.store = store
         self.agents = agents
@@ -115,13 +130,7 @@ class TripPlanner:
         if trip.status != "running" or trip.resolved is None:
             return
         limits, _ = self.limits_for(trip.request.limits)
-        await self.ledger.open(
-            trip_id,
-            steps=int(limits["max_steps"]),
-            tool_calls=int(limits["max_tool_calls"]),
-            tokens=int(limits["max_tokens"]),
-            wall_seconds=limits["max_wall_seconds"],
-        )
+        await self.ledger.open(trip_id, limits)
         await self._execute_plan(trip)
 
     async def _execute_plan(self, trip: Trip) -> None:
@@ -130,10 +139,7 @@ class TripPlanner:
         results = await self.store.results(trip.id)
         searches = [s for s in trip.steps if s.agent not in ("planner", "summarizer")]
         outcomes = await asyncio.gather(
-            *(
-                self.steps.run(trip.id, s, results, self._search_action(resolved, trip_shape, s))
-                for s in searches
-            ),
+            *(self._search(trip.id, s, results, resolved, trip_shape) for s in searches),
             return_exceptions=True,
         )
         warnings: list[str] = []
@@ -142,6 +148,7 @@ class TripPlanner:
         if spent:
             await self._budget_exhausted(trip.id, spent[0])
             return
+        found: dict[str, Any] = {}  # step id -> its typed answer
         for step, outcome in zip(searches, outcomes, strict=True):
             if isinstance(outcome, StepFailed):
                 if step.agent in OPTIONAL_AGENTS:
@@ -155,32 +162,30 @@ class TripPlanner:
                 return
             if isinstance(outcome, BaseException):
                 raise outcome
+            found[step.id] = outcome
         if await self._cancelled(trip.id):
             return
 
-        flights = results.get("search_flights")
-        hotels = results.get("search_hotels")
-        forecast = results.get("get_forecast")
-        dinner_options = [
-            (date, results[f"search_restaurants_{i + 1}"])
+        flights: list[FlightOffer] | None = found.get("search_flights")
+        hotels: list[HotelOffer] | None = found.get("search_hotels")
+        forecast: list[DailyForecast] | None = found.get("get_forecast")
+        dinner_options: list[tuple[dt.date, list[RestaurantOffer]]] = [
+            (date, found[f"search_restaurants_{i + 1}"])
             for i, date in enumerate(trip_shape.dinner_dates)
-            if f"search_restaurants_{i + 1}" in results
+            if f"search_restaurants_{i + 1}" in found
         ]
         choice_step = next((s for s in trip.steps if s.id == "choose"), None)
         selection = Selection()
         if choice_step is not None:
 
-            async def choose_action(_: CallContext) -> Any:
+            async def choose_action(_: CallContext) -> Selection:
                 try:
-                    chosen = choose(resolved, flights, hotels, dinner_options)
+                    return choose(resolved, flights, hotels, dinner_options)
                 except NothingToChoose as exc:
                     raise StepFailed("choose", str(exc)) from exc
-                return _selection_json(chosen)
 
             try:
-                selection = _selection_from(
-                    await self.steps.run(trip.id, choice_step, results, choose_action)
-                )
+                selection = await self.steps.run(trip.id, choice_step, results, choose_action, SELECTION)
             except BudgetExhausted as exc:
                 await self._budget_exhausted(trip.id, exc)
                 return
@@ -190,11 +195,11 @@ class TripPlanner:
         warnings.extend(selection.warnings)
         summarize_step = trip.step("summarize")
 
-        async def summarize_action(_: CallContext) -> Any:
-            return jsonable(summarize(resolved, trip_shape, selection, forecast, warnings))
+        async def summarize_action(_: CallContext) -> Itinerary:
+            return summarize(resolved, trip_shape, selection, forecast, warnings)
 
         try:
-            itinerary = await self.steps.run(trip.id, summarize_step, results, summarize_action)
+            itinerary = await self.steps.run(trip.id, summarize_step, results, summarize_action, ITINERARY)
         except BudgetExhausted as exc:
             # Summarizing calls no tool: a spent budget (steps, wall time) is what stops it.
             await self._budget_exhausted(trip.id, exc)
@@ -204,7 +209,7 @@ class TripPlanner:
             return
 
         def planned(t: Trip) -> list[Event]:
-            t.itinerary = Itinerary.model_validate(itinerary)
+            t.itinerary = itinerary
             for w in warnings:
                 if w not in t.warnings:
                     t.warnings.append(w)
@@ -229,22 +234,37 @@ class TripPlanner:
         if trip.status == "booking":
             await self.saga.book(trip.id)
 
-    def _search_action(
-        self, trip: ResolvedTrip, trip_shape: TripShape, step: StepRecord
-    ) -> Callable[[CallContext], Awaitable[Any]]:
-        agents = self.agents
+    async def _search(
+        self,
+        trip_id: str,
+        step: StepRecord,
+        results: dict[str, Any],
+        trip: ResolvedTrip,
+        trip_shape: TripShape,
+    ) -> object:
+        """Run one of the plan's searches; its answer comes back typed (a checkpoint too)."""
+        agents, run = self.agents, self.steps.run
         if step.action == "search_flights":
-            return lambda ctx: agents.flights.search(trip, ctx)
+            return await run(trip_id, step, results, lambda ctx: agents.flights.search(trip, ctx), FLIGHTS)
         if step.action == "search_hotels":
-            return lambda ctx: agents.hotels.search(trip, trip_shape.check_in, trip_shape.check_out, ctx)
+            check_in, check_out = trip_shape.check_in, trip_shape.check_out
+            return await run(
+                trip_id,
+                step,
+                results,
+                lambda ctx: agents.hotels.search(trip, check_in, check_out, ctx),
+                HOTELS,
+            )
         if step.action == "get_forecast":
-            return lambda ctx: agents.weather.forecast(trip, ctx)
+            return await run(trip_id, step, results, lambda ctx: agents.weather.forecast(trip, ctx), FORECAST)
         if step.action == "search_restaurants":
             index = int(step.id.rsplit("_", 1)[1]) - 1
             date = trip_shape.dinner_dates[index]
             assert trip.dining is not None or trip.kind == "dining_only"
             wish = trip.dining or DiningWish()
-            return lambda ctx: agents.dining.search(trip, date, wish, ctx)
+            return await run(
+                trip_id, step, results, lambda ctx: agents.dining.search(trip, date, wish, ctx), RESTAURANTS
+            )
         raise ValueError(f"no action for step {step.id}")
 
     async def _fail(self, trip_id: str, reason: TerminationReason, detail: str, skip: list[str]) -> None:
@@ -280,33 +300,3 @@ class TripPlanner:
             trip_id, lambda t: settle(t, "cancelled", "cancelled", "cancelled on request")
         )
         return True
-
-
-def _selection_json(selection: Selection) -> dict[str, Any]:
-    return {
-        "flight": selection.flight,
-        "hotel": selection.hotel,
-        "dinners": [
-            {"date": d.date.isoformat(), "time": d.time, "restaurant": d.restaurant, "cost": d.cost}
-            for d in selection.dinners
-        ],
-        "total": selection.total,
-        "within_budget": selection.within_budget,
-        "shortfall": selection.shortfall,
-        "warnings": selection.warnings,
-    }
-
-
-def _selection_from(data: dict[str, Any]) -> Selection:
-    return Selection(
-        flight=data["flight"],
-        hotel=data["hotel"],
-        dinners=[
-            Dinner(dt.date.fromisoformat(d["date"]), d["time"], d["restaurant"], float(d["cost"]))
-            for d in data["dinners"]
-        ],
-        total=float(data["total"]),
-        within_budget=bool(data["within_budget"]),
-        shortfall=float(data["shortfall"]),
-        warnings=list(data["warnings"]),
-    )

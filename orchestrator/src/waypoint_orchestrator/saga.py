@@ -15,13 +15,24 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from opentelemetry import trace
+from pydantic import TypeAdapter
 
-from waypoint_common.retries import ToolCallError, ToolRejected
+from waypoint_common.errors import ToolCallError, ToolRejected
+from waypoint_common.results.flights import FlightBooking
+from waypoint_common.results.hotels import HotelBooking
+from waypoint_common.results.restaurants import Reservation
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.booking_spend import BookingSpend
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
-from waypoint_orchestrator.models import BookingRecord, TerminationReason, Trip, TripStatus, jsonable
+from waypoint_orchestrator.models import (
+    BookingRecord,
+    PlannedDinner,
+    TerminationReason,
+    Trip,
+    TripStatus,
+    jsonable,
+)
 from waypoint_orchestrator.planner import booking_steps, shape
 from waypoint_orchestrator.quotas import SpendLedger
 from waypoint_orchestrator.states import settle
@@ -32,8 +43,12 @@ tracer = trace.get_tracer("waypoint.orchestrator")
 Event = tuple[str, dict[str, Any]]
 COMPENSATION_ATTEMPTS = 6
 BookingKind = Literal["flight", "hotel", "dinner"]
+Booked = FlightBooking | HotelBooking | Reservation
+# A booking step's checkpoint, read back as whichever of the three it is.
+BOOKED: TypeAdapter[Booked] = TypeAdapter(Booked)
 # Undo a booking: (booking id, request id of the cancel, call context, attempts).
-Undo = Callable[[str, str, CallContext, int], Awaitable[dict[str, Any]]]
+Undo = Callable[[str, str, CallContext, int], Awaitable[Booked]]
+Find = Callable[[str, CallContext], Awaitable[Booked | None]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class SagaStep:
     kind: BookingKind
     description: str
     essential: bool  # a failure undoes what was booked and fails the trip; otherwise a warning
-    do: Callable[[CallContext], Awaitable[dict[str, Any]]]
+    do: Callable[[CallContext], Awaitable[Booked]]
     undo: Undo
 
 
@@ -63,10 +78,16 @@ class BookingSaga:
         self.steps = steps
         self.spend = BookingSpend(store, spend)
         # A booking's undo, by kind: also what compensation uses for bookings a past job made.
-        self.undo: dict[str, Undo] = {
+        self.undo: dict[BookingKind, Undo] = {
             "flight": agents.flights.cancel,
             "hotel": agents.hotels.cancel,
             "dinner": agents.dining.cancel,
+        }
+        # A booking's look-up by the request id of the write that made it (read only).
+        self.find: dict[BookingKind, Find] = {
+            "flight": agents.flights.find,
+            "hotel": agents.hotels.find,
+            "dinner": agents.dining.find,
         }
 
     async def book(self, trip_id: str) -> None:
@@ -99,7 +120,7 @@ class BookingSaga:
                 await self.compensate(trip_id, "cancelled", "cancelled on request during booking")
                 return
             try:
-                booking = await self.steps.run(trip_id, trip.step(entry.step_id), results, entry.do)
+                booking = await self.steps.run(trip_id, trip.step(entry.step_id), results, entry.do, BOOKED)
             except (StepFailed, BudgetExhausted) as exc:
                 error = exc.error if isinstance(exc, StepFailed) else str(exc)
                 if entry.essential:
@@ -154,20 +175,19 @@ class BookingSaga:
 
         return CallContext(trip_id, step_id, charge_call=count, owner=owner)
 
-    async def _find_booking(self, trip_id: str, kind: str, step_id: str) -> tuple[dict[str, Any] | None, str]:
+    async def _find_booking(self, trip_id: str, kind: BookingKind, step_id: str) -> tuple[Booked | None, str]:
         """Learn what a booking step whose answer was lost did, by its request id (read only):
         (the booking, "") if it holds one, (None, "") if it booked nothing (or it is undone
         already), (None, why) when the server still gives no answer."""
         trip = await self.store.get(trip_id)
-        agent = {"flight": self.agents.flights, "hotel": self.agents.hotels, "dinner": self.agents.dining}[
-            kind
-        ]
         request_id = f"{trip_id}:{step_id}"
         try:
-            found = await agent.find(request_id, self._undo_context(trip_id, f"find_{step_id}", trip.tenant))
+            found = await self.find[kind](
+                request_id, self._undo_context(trip_id, f"find_{step_id}", trip.tenant)
+            )
         except ToolCallError as exc:
             return None, f"could not learn whether request {request_id} was booked ({exc})"
-        if found is None or found.get("status") != "confirmed":
+        if found is None or found.status != "confirmed":
             return None, ""
         return found, ""
 
@@ -175,10 +195,12 @@ class BookingSaga:
         return (await self.store.get(trip_id)).cancel_requested
 
     async def _record_booking(
-        self, trip_id: str, kind: str, booking: dict[str, Any], step_id: str, description: str
+        self, trip_id: str, kind: BookingKind, booking: Booked, step_id: str, description: str
     ) -> None:
-        booking_id = str(booking.get("booking_id") or booking.get("reservation_id"))
-        amount = float(booking.get("total_price") or booking.get("estimated_total") or 0.0)
+        if isinstance(booking, Reservation):
+            booking_id, amount = booking.reservation_id, booking.estimated_total
+        else:
+            booking_id, amount = booking.booking_id, booking.total_price
 
         def record(t: Trip) -> list[Event]:
             if any(b.booking_id == booking_id for b in t.bookings):
@@ -202,7 +224,7 @@ class BookingSaga:
         trip_id: str,
         reason: TerminationReason,
         detail: str,
-        uncertain: tuple[str, str] | None = None,
+        uncertain: tuple[str, BookingKind] | None = None,
     ) -> None:
         """Cancel every booking in reverse order; what cannot be undone is flagged for a person.
 
@@ -218,7 +240,7 @@ class BookingSaga:
         trip_id: str,
         reason: TerminationReason,
         detail: str,
-        uncertain: tuple[str, str] | None,
+        uncertain: tuple[str, BookingKind] | None,
     ) -> None:
         manual: list[str] = []
         if uncertain is not None:
@@ -248,7 +270,7 @@ class BookingSaga:
                 continue
 
             def cancelled(
-                t: Trip, booking_id: str = booking.booking_id, kind: str = booking.kind
+                t: Trip, booking_id: str = booking.booking_id, kind: BookingKind = booking.kind
             ) -> list[Event]:
                 for b in t.bookings:
                     if b.booking_id == booking_id:
@@ -286,7 +308,7 @@ def _uncertain(exc: StepFailed | BudgetExhausted) -> bool:
     return not isinstance(exc.__cause__, ToolRejected)
 
 
-def saga_steps(trip: Trip, agents: Agents, undo: Mapping[str, Undo]) -> list[SagaStep]:
+def saga_steps(trip: Trip, agents: Agents, undo: Mapping[BookingKind, Undo]) -> list[SagaStep]:
     """The trip's bookings in order, each with its undo beside it: the flight, the hotel
     (essential), then each dinner (optional)."""
     assert trip.itinerary is not None
@@ -300,10 +322,10 @@ def saga_steps(trip: Trip, agents: Agents, undo: Mapping[str, Undo]) -> list[Sag
             SagaStep(
                 "book_flight",
                 "flight",
-                f"{offer['carrier']} {offer['slices'][0]['origin']}→{offer['slices'][0]['destination']}",
+                f"{offer.carrier} {offer.slices[0].origin}→{offer.slices[0].destination}",
                 essential=True,
                 do=lambda ctx: agents.flights.book(
-                    offer["offer_id"], resolved.travelers, f"{trip_id}:book_flight", ctx
+                    offer.offer_id, resolved.travelers, f"{trip_id}:book_flight", ctx
                 ),
                 undo=undo["flight"],
             )
@@ -314,12 +336,12 @@ def saga_steps(trip: Trip, agents: Agents, undo: Mapping[str, Undo]) -> list[Sag
             SagaStep(
                 "book_hotel",
                 "hotel",
-                f"{hotel['name']}, {trip_shape.check_in} to {trip_shape.check_out}",
+                f"{hotel.name}, {trip_shape.check_in} to {trip_shape.check_out}",
                 essential=True,
                 do=lambda ctx: agents.hotels.book(
-                    hotel["hotel_id"],
-                    trip_shape.check_in.isoformat(),
-                    trip_shape.check_out.isoformat(),
+                    hotel.hotel_id,
+                    trip_shape.check_in,
+                    trip_shape.check_out,
                     resolved,
                     f"{trip_id}:book_hotel",
                     ctx,
@@ -329,23 +351,17 @@ def saga_steps(trip: Trip, agents: Agents, undo: Mapping[str, Undo]) -> list[Sag
         )
     for i, dinner in enumerate(itinerary.dinners):
         step_id = f"reserve_table_{i + 1}"
-        restaurant = dinner["restaurant"]
 
-        def reserve(
-            ctx: CallContext,
-            r: dict[str, Any] = restaurant,
-            d: dict[str, Any] = dinner,
-            sid: str = step_id,
-        ) -> Awaitable[dict[str, Any]]:
+        def reserve(ctx: CallContext, d: PlannedDinner = dinner, sid: str = step_id) -> Awaitable[Booked]:
             return agents.dining.reserve(
-                r["restaurant_id"], d["date"], d["time"], resolved, f"{trip_id}:{sid}", ctx
+                d.restaurant.restaurant_id, d.date, d.time, resolved, f"{trip_id}:{sid}", ctx
             )
 
         entries.append(
             SagaStep(
                 step_id,
                 "dinner",
-                f"{restaurant['name']}, {dinner['date']} {dinner['time']}",
+                f"{dinner.restaurant.name}, {dinner.date} {dinner.time}",
                 essential=False,
                 do=reserve,
                 undo=undo["dinner"],

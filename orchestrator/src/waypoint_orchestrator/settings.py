@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field
 
 from waypoint_common.settings import ServiceSettings
-from waypoint_orchestrator.models import TripLimits
+from waypoint_orchestrator.models import Limits, TripLimits
 
 
 class OrchestratorSettings(ServiceSettings):
@@ -77,7 +77,7 @@ class OrchestratorSettings(ServiceSettings):
         description="A job idle this long (its worker died) is taken over by another worker.",
     )
 
-    def limits_for(self, requested: TripLimits | None) -> tuple[dict[str, float], list[tuple[str, str]]]:
+    def limits_for(self, requested: TripLimits | None) -> tuple[Limits, list[tuple[str, str]]]:
         """The trip's limits (defaults overridden by the request), and the overrides above a cap."""
         requested = requested or TripLimits()
         table = {
@@ -96,4 +96,4 @@ class OrchestratorSettings(ServiceSettings):
             if asked is not None and asked > cap:
                 refused.append((f"limits.{name}", f"{asked:g} is above this server's cap of {cap:g}"))
             limits[name] = min(asked, cap) if asked is not None else default
-        return limits, refused
+        return Limits.model_validate(limits), refused

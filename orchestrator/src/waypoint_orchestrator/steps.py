@@ -10,19 +10,25 @@ failed and `BudgetExhausted` when a budget stopped it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
+from pydantic import TypeAdapter
 
 from waypoint_common.errors import FinalError, ToolCallError
+from waypoint_common.results.flights import FlightBooking
+from waypoint_common.results.hotels import HotelBooking
+from waypoint_common.results.restaurants import Reservation
 from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
-from waypoint_orchestrator.models import StepRecord, Trip
+from waypoint_orchestrator.chooser import Selection
+from waypoint_orchestrator.models import Itinerary, StepRecord, Trip
 from waypoint_orchestrator.store import TripStore, now
 
 tracer = trace.get_tracer("waypoint.orchestrator")
 Event = tuple[str, dict[str, Any]]
+T = TypeVar("T")
 
 
 class StepFailed(FinalError):
@@ -50,11 +56,16 @@ class StepRunner:
         trip_id: str,
         step: StepRecord,
         results: dict[str, Any],
-        action: Callable[[CallContext], Awaitable[Any]],
-    ) -> Any:
-        """Run one step (or reuse its checkpoint), recording it and its events."""
+        action: Callable[[CallContext], Awaitable[T]],
+        adapter: TypeAdapter[T],
+    ) -> T:
+        """Run one step (or reuse its checkpoint), recording it and its events.
+
+        `results` holds the trip's checkpoints as stored (JSON); `adapter` reads the step's one
+        back into its type, and writes a new one.
+        """
         if step.id in results:
-            return results[step.id]
+            return adapter.validate_python(results[step.id])
 
         def started(t: Trip) -> list[Event]:
             record = t.step(step.id)
@@ -75,7 +86,8 @@ class StepRunner:
         ctx = CallContext(
             trip_id, step.id, on_retry, charge_call, owner=(await self.store.get(trip_id)).tenant
         )
-        ctx.deadline = (await self.ledger.usage(trip_id)).get("deadline")
+        usage = await self.ledger.usage(trip_id)
+        ctx.deadline = usage.deadline.timestamp() if usage is not None else None
         specialist = step.agent not in ("planner", "summarizer")
         span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
         attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}
@@ -108,15 +120,16 @@ class StepRunner:
             if isinstance(exc, BudgetExhausted):
                 raise
             raise StepFailed(step.id, error) from exc
-        await self.store.save_result(trip_id, step.id, result)
-        results[step.id] = result
+        checkpoint = adapter.dump_python(result, mode="json")
+        await self.store.save_result(trip_id, step.id, checkpoint)
+        results[step.id] = checkpoint
 
         def finished(t: Trip) -> list[Event]:
             record = t.step(step.id)
             record.status = "succeeded"
             record.attempts = ctx.attempts
             record.finished_at = now()
-            record.summary = _summary(step, result)
+            record.summary = _summary(result)
             events: list[Event] = [
                 ("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})
             ]
@@ -131,17 +144,16 @@ class StepRunner:
         return result
 
 
-def _summary(step: StepRecord, result: Any) -> str:
-    if isinstance(result, list):
-        return f"{len(result)} option(s)"
-    if isinstance(result, dict):
-        for key in ("booking_id", "reservation_id"):
-            if key in result:
-                return f"{result[key]} {result.get('status', '')}".strip()
-        if "total" in result:
-            return f"total ${float(result['total']):,.2f}" + (
-                "" if result.get("within_budget") else " (over budget)"
-            )
-        if "summary" in result:
-            return str(result["summary"])
+def _summary(result: object) -> str:
+    match result:
+        case list():
+            return f"{len(result)} option(s)"
+        case FlightBooking() | HotelBooking():
+            return f"{result.booking_id} {result.status}"
+        case Reservation():
+            return f"{result.reservation_id} {result.status}"
+        case Selection():
+            return f"total ${result.total:,.2f}" + ("" if result.within_budget else " (over budget)")
+        case Itinerary():
+            return result.summary
     return "done"

@@ -6,6 +6,8 @@
     │       └── CircuitOpen   the breaker refused the call: it was not made
     └── FinalError            retrying cannot help
         ├── ToolRejected      the tool said no (bad argument, sold out) (also a ToolCallError)
+        ├── MalformedResult   the tool answered, but not in its published result model
+        │                     (also a ToolCallError)
         ├── BudgetExhausted   a trip's budget is spent (orchestrator.budgets)
         ├── StateError        a trip or booking is not in a state for this (not found, a move
         │                     the state table refuses, a refused write)
@@ -52,6 +54,13 @@ class ToolCallError(WaypointError):
 
 class ToolRejected(ToolCallError, FinalError):
     """The tool answered with an error about the call itself (bad argument, sold out): final."""
+
+
+class MalformedResult(ToolCallError, FinalError):
+    """The tool answered something its result model refuses: a broken contract, not a refusal.
+
+    Not a `ToolRejected`: for a write, the call may well have taken effect.
+    """
 
 
 class ToolUnavailable(ToolCallError, TransientError):

@@ -11,15 +11,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
 from waypoint_common.bookings import OWNER_META_KEY
 from waypoint_common.cache import ResultCache
-from waypoint_common.retries import ToolCallError, ToolRejected, ToolUnavailable, retrying
+from waypoint_common.errors import MalformedResult, ToolCallError, ToolRejected, ToolUnavailable
+from waypoint_common.retries import retrying
 from waypoint_orchestrator.toolclient import ToolClient
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ TOOL_DURATION = meter.create_histogram(
     explicit_bucket_boundaries_advisory=[0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 )
 
+M = TypeVar("M", bound=BaseModel)
+B = TypeVar("B", bound=BaseModel)
 RetryReporter = Callable[[str, int, str], Awaitable[None]]
 Charger = Callable[[str], Awaitable[None]]
 
@@ -72,48 +76,63 @@ def error_type(exc: BaseException) -> str:
 
 
 class Specialist:
-    """Base of the flights, hotels, weather and dining agents."""
+    """Base of the flights, hotels, weather and dining agents.
+
+    Every answer is validated into the tool's published result model (`waypoint_common.results`,
+    the same model the server declares as its output schema); an answer the model refuses is a
+    `MalformedResult`, never a dictionary passed on in hope.
+    """
 
     name = "specialist"
-    # The read-only tool that finds a booking by the request id of the write that made it.
-    lookup_tool = ""
 
     def __init__(self, client: ToolClient, retry: RetrySettings, cache: ResultCache | None = None) -> None:
         self.client = client
         self.retry = retry
         self.cache = cache
 
-    async def find(self, request_id: str, ctx: CallContext) -> dict[str, Any] | None:
-        """The booking the write with `request_id` made, as it stands now; None when that write
-        booked nothing. Reads only: learning a write's outcome never writes again."""
-        try:
-            return await self.call(self.lookup_tool, {"request_id": request_id}, ctx)
-        except ToolRejected as exc:
-            if "request_id: no booking" in str(exc):
-                return None
-            raise
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        ctx: CallContext,
+        into: type[M],
+        *,
+        attempts: int | None = None,
+    ) -> M:
+        """Call a tool (transient failures retried with backoff and full jitter) and validate its answer."""
+        return self._parse(tool, await self._call(tool, arguments, ctx, attempts=attempts), into)
 
-    async def cached_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    async def cached_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext, into: type[M]) -> M:
         """A read-only call; its last good answer stands in (marked stale) while the server is down."""
         try:
-            result = await self.call(tool, arguments, ctx)
+            raw = await self._call(tool, arguments, ctx)
         except ToolUnavailable:
             cached = await self.cache.get(tool, arguments) if self.cache is not None else None
             if cached is None:
                 raise
             value, age = cached
+            result = self._parse(tool, value, into)
             ctx.stale.append(f"{tool}: {self.client.server} unavailable, used a cached answer {age:.0f}s old")
             trace.get_current_span().add_event("stale_answer", {"gen_ai.tool.name": tool, "age_s": age})
-            stale: dict[str, Any] = value
-            return stale
+            return result
+        result = self._parse(tool, raw, into)
         if self.cache is not None:
-            await self.cache.put(tool, arguments, result)
+            await self.cache.put(tool, arguments, raw)
         return result
 
-    async def call(
+    def _parse(self, tool: str, raw: object, into: type[M]) -> M:
+        try:
+            return into.model_validate(raw)
+        except ValidationError as exc:
+            # Field locations only: the values may be personal data.
+            where = ", ".join(".".join(str(p) for p in e["loc"]) or "(root)" for e in exc.errors()[:3])
+            raise MalformedResult(
+                self.client.server, tool, f"answer is not a valid {into.__name__} ({where})"
+            ) from None
+
+    async def _call(
         self, tool: str, arguments: dict[str, Any], ctx: CallContext, *, attempts: int | None = None
     ) -> dict[str, Any]:
-        """Call a tool; transient failures are retried with backoff and full jitter, others raised."""
         pending: list[str] = []
         self.client.retry_budget.deposit()
 
@@ -171,7 +190,8 @@ class Specialist:
                 # The message may echo arguments (names); the span gets the kind of failure only.
                 span.set_attribute("error.type", kind)
                 span.set_status(
-                    StatusCode.ERROR, "tool refused the call" if isinstance(exc, ToolRejected) else "transient failure"
+                    StatusCode.ERROR,
+                    "tool refused the call" if isinstance(exc, ToolRejected) else "transient failure",
                 )
                 outcome = {**metric_attributes, "error.type": kind, "outcome": "error"}
                 TOOL_CALLS.add(1, outcome)
@@ -187,3 +207,32 @@ class Specialist:
                 time.perf_counter() - started, {**metric_attributes, "mcp.method.name": "tools/call"}
             )
             return result
+
+
+class BookingAgent(Specialist, Generic[B]):
+    """A specialist whose server also writes: it books, cancels, and finds a booking by the
+    request id of the write that made it (read only)."""
+
+    booking_model: type[B]
+    lookup_tool = ""
+    cancel_tool = ""
+    id_argument = "booking_id"  # how the cancel tool names the booking
+
+    async def find(self, request_id: str, ctx: CallContext) -> B | None:
+        """The booking the write with `request_id` made, as it stands now; None when that write
+        booked nothing. Reads only: learning a write's outcome never writes again."""
+        try:
+            return await self.call(self.lookup_tool, {"request_id": request_id}, ctx, self.booking_model)
+        except ToolRejected as exc:
+            if "request_id: no booking" in str(exc):
+                return None
+            raise
+
+    async def cancel(self, booking_id: str, request_id: str, ctx: CallContext, attempts: int) -> B:
+        return await self.call(
+            self.cancel_tool,
+            {self.id_argument: booking_id, "request_id": request_id},
+            ctx,
+            self.booking_model,
+            attempts=attempts,
+        )

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from waypoint_orchestrator.agents.base import CallContext, Specialist
+from waypoint_common.results.hotels import HotelBooking, HotelOffer, HotelSearchResult
+from waypoint_orchestrator.agents.base import BookingAgent, CallContext
 from waypoint_orchestrator.models import ResolvedTrip
 
 
-class HotelsAgent(Specialist):
+class HotelsAgent(BookingAgent[HotelBooking]):
     name = "hotels"
+    booking_model = HotelBooking
     lookup_tool = "get_hotel_booking"
+    cancel_tool = "cancel_hotel_booking"
 
     async def search(
         self, trip: ResolvedTrip, check_in: dt.date, check_out: dt.date, ctx: CallContext
-    ) -> list[dict[str, Any]]:
+    ) -> list[HotelOffer]:
         found = await self.cached_call(
             "search_hotels",
             {
@@ -25,38 +27,29 @@ class HotelsAgent(Specialist):
                 "guests": trip.travelers,
             },
             ctx,
+            HotelSearchResult,
         )
-        hotels: list[dict[str, Any]] = found["hotels"]
-        return hotels
+        return found.hotels
 
     async def book(
         self,
         hotel_id: str,
-        check_in: str,
-        check_out: str,
+        check_in: dt.date,
+        check_out: dt.date,
         trip: ResolvedTrip,
         request_id: str,
         ctx: CallContext,
-    ) -> dict[str, Any]:
+    ) -> HotelBooking:
         return await self.call(
             "book_hotel",
             {
                 "hotel_id": hotel_id,
-                "check_in": check_in,
-                "check_out": check_out,
+                "check_in": check_in.isoformat(),
+                "check_out": check_out.isoformat(),
                 "guests": trip.travelers,
                 "guest_name": trip.traveler_name,
                 "request_id": request_id,
             },
             ctx,
-        )
-
-    async def cancel(
-        self, booking_id: str, request_id: str, ctx: CallContext, attempts: int
-    ) -> dict[str, Any]:
-        return await self.call(
-            "cancel_hotel_booking",
-            {"booking_id": booking_id, "request_id": request_id},
-            ctx,
-            attempts=attempts,
+            HotelBooking,
         )

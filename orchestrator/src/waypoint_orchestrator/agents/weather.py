@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from waypoint_common.results.weather import DailyForecast, Forecast
 from waypoint_orchestrator.agents.base import CallContext, Specialist
 from waypoint_orchestrator.models import ResolvedTrip
 
@@ -11,7 +10,7 @@ from waypoint_orchestrator.models import ResolvedTrip
 class WeatherAgent(Specialist):
     name = "weather"
 
-    async def forecast(self, trip: ResolvedTrip, ctx: CallContext) -> list[dict[str, Any]]:
+    async def forecast(self, trip: ResolvedTrip, ctx: CallContext) -> list[DailyForecast]:
         found = await self.cached_call(
             "get_forecast",
             {
@@ -20,6 +19,6 @@ class WeatherAgent(Specialist):
                 "end_date": trip.end_date.isoformat(),
             },
             ctx,
+            Forecast,
         )
-        days: list[dict[str, Any]] = found["days"]
-        return days
+        return found.days
