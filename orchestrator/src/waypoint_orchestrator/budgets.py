@@ -36,6 +36,16 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {1, used + amount, limit or -1}
 """
 
+# Settle a model call's token reservation with what the endpoint reported (once per settle id).
+_SETTLE = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'used:tokens', tonumber(ARGV[3]) - tonumber(ARGV[2]))
+redis.call('HINCRBY', KEYS[1], 'used:cost_microusd', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
 
 class BudgetExhausted(FinalError):
     """A trip's budget is spent; `budget` names it."""
@@ -51,6 +61,7 @@ class BudgetLedger:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._charge = redis.register_script(_CHARGE)
+        self._settle = redis.register_script(_SETTLE)
 
     @staticmethod
     def _keys(trip_id: str) -> list[str]:
@@ -88,6 +99,16 @@ class BudgetLedger:
         if int(ok) != 1:
             raise BudgetExhausted(budget, float(used), float(limit))
 
+    async def settle_tokens(
+        self, trip_id: str, settle_id: str, *, reserved: int, used: int, cost_usd: float
+    ) -> None:
+        """Replace a model call's token reservation (charged before the call, its worst case) by
+        what the call used, and add its cost; a repeated `settle_id` changes nothing."""
+        await self._settle(
+            keys=self._keys(trip_id),
+            args=[settle_id, reserved, used, round(cost_usd * 1_000_000), TRIP_TTL_SECONDS],
+        )
+
     async def check_deadline(self, trip_id: str) -> None:
         raw = await self.redis.hmget(self._keys(trip_id)[0], ["deadline", "limit:wall_seconds"])
         deadline, limit = raw
@@ -110,6 +131,7 @@ class BudgetLedger:
                 steps=int(raw.get("used:steps", 0)),
                 tool_calls=int(raw.get("used:tool_calls", 0)),
                 tokens=int(raw.get("used:tokens", 0)),
+                cost_usd=int(raw.get("used:cost_microusd", 0)) / 1_000_000,
             ),
             deadline=dt.datetime.fromtimestamp(float(raw["deadline"]), dt.UTC),
         )

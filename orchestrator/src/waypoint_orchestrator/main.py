@@ -28,6 +28,8 @@ from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
+from waypoint_orchestrator.llm.client import ModelClient
+from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
 from waypoint_orchestrator.settings import OrchestratorSettings
@@ -98,7 +100,16 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             weather=WeatherAgent(clients["weather"], retry, cache),
             dining=DiningAgent(clients["restaurants"], retry, cache),
         )
-        runner = TripRunner(store, agents, worker_name(), ledger, settings.limits_for, services.spend)
+        model = ModelClient(settings, ledger) if settings.llm_base_url is not None else None
+        runner = TripRunner(
+            store,
+            agents,
+            worker_name(),
+            ledger,
+            settings.limits_for,
+            services.spend,
+            reader=ModelReader(model) if model is not None else None,
+        )
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services
         await hub.start()
@@ -110,6 +121,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             await hub.stop()
             for client in clients.values():
                 await client.aclose()
+            if model is not None:
+                await model.aclose()
             await redis.aclose()
 
     app = FastAPI(

@@ -25,6 +25,7 @@ from waypoint_common.telemetry import span_context_of, trip_context
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.jobs import Job
+from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.models import SETTLED_STATUSES, Limits, Trip, TripLimits
 from waypoint_orchestrator.planning import TripPlanner
 from waypoint_orchestrator.quotas import SpendLedger
@@ -52,12 +53,16 @@ class TripRunner:
         ledger: BudgetLedger,
         limits_for: Callable[[TripLimits | None], tuple[Limits, list[tuple[str, str]]]],
         spend: SpendLedger | None = None,
+        *,
+        reader: ModelReader | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
         steps = StepRunner(store, ledger)
         self.saga = BookingSaga(store, agents, ledger, steps, spend)
-        self.planner = TripPlanner(store, agents, ledger, steps, self.saga, worker_id, limits_for)
+        self.planner = TripPlanner(
+            store, agents, ledger, steps, self.saga, worker_id, limits_for, reader=reader
+        )
 
     async def run(self, job: Job) -> None:
         """Run a job as part of the trip's trace: a child of the request that created the trip.

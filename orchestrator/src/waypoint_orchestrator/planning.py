@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import trace
 from pydantic import TypeAdapter
 
 from waypoint_common.results.flights import FlightOffer
@@ -21,11 +22,13 @@ from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.chooser import NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
+from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.models import (
     DiningWish,
     Itinerary,
     Limits,
     ResolvedTrip,
+    RouterDecision,
     StepRecord,
     TerminationReason,
     Trip,
@@ -34,13 +37,14 @@ from waypoint_orchestrator.models import (
     jsonable,
 )
 from waypoint_orchestrator.planner import TripShape, plan, shape
-from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, route_in_thread
+from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, decide, route_in_thread
 from waypoint_orchestrator.saga import BookingSaga
 from waypoint_orchestrator.states import move, settle
 from waypoint_orchestrator.steps import StepFailed, StepRunner
 from waypoint_orchestrator.store import TransitionRefused, TripStore
 from waypoint_orchestrator.summarizer import summarize
 
+tracer = trace.get_tracer("waypoint.orchestrator")
 Event = tuple[str, dict[str, Any]]
 # How each step's answer is read back from its checkpoint and written to it.
 FLIGHTS = TypeAdapter(list[FlightOffer])
@@ -63,7 +67,10 @@ class TripPlanner:
         saga: BookingSaga,
         worker_id: str,
         limits_for: Callable[[TripLimits | None], tuple[Limits, list[tuple[str, str]]]],
+        *,
+        reader: ModelReader | None = None,
     ) -> None:
+        self.reader = reader
         self.store = store
         self.agents = agents
         self.ledger = ledger
@@ -97,7 +104,14 @@ class TripPlanner:
         if trip.status != "running":
             return
 
-        decision = await route_in_thread(trip.request, today, time_limit=EXTRACTION_TIME_LIMIT_SECONDS)
+        # The budgets open before the query is read: a model reading it spends tokens.
+        limits, _ = self.limits_for(trip.request.limits)
+        await self.ledger.open(trip_id, limits)
+        try:
+            decision, fallback = await self._route(trip, today)
+        except BudgetExhausted as exc:
+            await self._budget_exhausted(trip_id, exc)
+            return
         verdict = gate_check(decision, trip.request, today)
 
         def routed(t: Trip) -> list[Event]:
@@ -109,7 +123,7 @@ class TripPlanner:
                     {"kind": decision.kind, "reason": decision.reason, "assumptions": decision.assumptions},
                 ),
             ]
-            for note in [*decision.assumptions, *verdict.warnings]:
+            for note in [*fallback, *decision.assumptions, *verdict.warnings]:
                 if note not in t.warnings:
                     t.warnings.append(note)
             if not verdict.passed or verdict.trip is None:
@@ -129,9 +143,24 @@ class TripPlanner:
         trip = await self.store.update(trip_id, routed)
         if trip.status != "running" or trip.resolved is None:
             return
-        limits, _ = self.limits_for(trip.request.limits)
-        await self.ledger.open(trip_id, limits)
         await self._execute_plan(trip)
+
+    async def _route(self, trip: Trip, today: dt.date) -> tuple[RouterDecision, list[str]]:
+        """The router's decision, the query read by the model when one is configured (else, or
+        when the model fails, by the rules), and a warning when the rules stood in for it."""
+        query = trip.request.query
+        if self.reader is None or not query:
+            decision = await route_in_thread(trip.request, today, time_limit=EXTRACTION_TIME_LIMIT_SECONDS)
+            return decision, []
+        with tracer.start_as_current_span(
+            "invoke_agent router",
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "router"},
+        ):
+            reading, why_not = await self.reader.read(trip.id, query, today)
+        if reading is not None:
+            return decide(trip.request, reading, "model"), []
+        decision = await route_in_thread(trip.request, today, time_limit=EXTRACTION_TIME_LIMIT_SECONDS)
+        return decision, [why_not]
 
     async def _execute_plan(self, trip: Trip) -> None:
         assert trip.resolved is not None

@@ -26,12 +26,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from waypoint_orchestrator.extract import Extraction, ExtractionTimedOut, extract, warm_up
-from waypoint_orchestrator.models import Budget, DiningWish, RouterDecision, TripFields, TripKind, TripRequest
+from waypoint_orchestrator.models import (
+    Budget,
+    DiningWish,
+    ReadBy,
+    RouterDecision,
+    TripFields,
+    TripKind,
+    TripRequest,
+)
 
 __all__ = [
     "EXTRACTION_TIME_LIMIT_SECONDS",
     "QUERY_NOT_READ",
     "QueryNotRead",
+    "decide",
     "query_not_read",
     "route",
     "route_in_thread",
@@ -79,6 +88,11 @@ def route(request: TripRequest, today: dt.date, *, deadline: float | None = None
         extraction = extract(request.query, today, deadline=deadline) if request.query else None
     except ExtractionTimedOut:
         return query_not_read(request)
+    return decide(request, extraction, "rules" if extraction is not None else "structured")
+
+
+def decide(request: TripRequest, extraction: Extraction | None, source: ReadBy) -> RouterDecision:
+    """The decision for a request and what was read from its query (by the rules or the model)."""
     extracted = extraction.fields if extraction is not None else TripFields()
     fields, replaced = _merge(request, extracted)
     kind, reason = _kind(request, extraction, fields)
@@ -89,6 +103,7 @@ def route(request: TripRequest, today: dt.date, *, deadline: float | None = None
         fields=fields,
         extracted=extracted,
         assumptions=_assumptions(extraction, replaced),
+        read_by=source,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, SecretStr
 
 from waypoint_common.settings import ServiceSettings
 from waypoint_orchestrator.models import Limits, TripLimits
@@ -44,6 +44,29 @@ class OrchestratorSettings(ServiceSettings):
         ge=0,
         le=86_400,
         description="How long a good search answer may stand in for a server that is down.",
+    )
+    # The language model: optional. Without a base URL, no model is called and every agent is
+    # deterministic.
+    llm_base_url: AnyHttpUrl | None = Field(
+        None, description="An OpenAI-compatible Chat Completions endpoint (…/v1); unset: no model."
+    )
+    llm_model: str = Field("gpt-4o-mini", min_length=1, max_length=200, description="The model to ask.")
+    llm_api_key: SecretStr | None = Field(
+        None, description="The endpoint's API key (a secret: never logged)."
+    )
+    llm_timeout_seconds: float = Field(30, gt=0, le=600, description="Timeout of one model call attempt.")
+    llm_attempts: int = Field(3, ge=1, le=10, description="Tries per model call (transient failures only).")
+    llm_max_output_tokens: int = Field(
+        1024, ge=16, le=65_536, description="Output tokens one model call may produce (`max_tokens`)."
+    )
+    llm_input_price_per_million: float = Field(
+        0, ge=0, le=10_000, description="USD per million input tokens, for the cost in `usage`."
+    )
+    llm_output_price_per_million: float = Field(
+        0, ge=0, le=10_000, description="USD per million output tokens, for the cost in `usage`."
+    )
+    llm_record_content: bool = Field(
+        False, description="Put prompts and completions on spans (off: they may hold personal data)."
     )
     # Per-trip budgets: the default for a request that names none, and the most one may ask for.
     budget_steps: int = Field(40, ge=1, description="Default step budget per trip.")

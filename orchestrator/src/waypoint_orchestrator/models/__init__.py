@@ -34,6 +34,9 @@ from waypoint_orchestrator.models.request import (
     Problem as Problem,
 )
 from waypoint_orchestrator.models.request import (
+    ReadBy as ReadBy,
+)
+from waypoint_orchestrator.models.request import (
     ResolvedTrip as ResolvedTrip,
 )
 from waypoint_orchestrator.models.request import (

@@ -164,6 +164,9 @@ class TripFields(BaseModel):
     dining: DiningWish | None = None
 
 
+ReadBy = Literal["model", "rules", "structured"]
+
+
 class RouterDecision(BaseModel):
     """The router's answer: what kind of request this is, and the fields it found."""
 
@@ -172,6 +175,11 @@ class RouterDecision(BaseModel):
     fields: TripFields = Field(description="Structured fields merged over the extracted ones.")
     extracted: TripFields = Field(description="What the free-text extractor found on its own.")
     assumptions: list[str] = Field(default_factory=list, description="Choices made for the traveller.")
+    read_by: ReadBy = Field(
+        "rules",
+        description="What read the query: the language model, the deterministic rules, or nothing "
+        "(`structured`: the request had no query).",
+    )
 
 
 class Problem(BaseModel):

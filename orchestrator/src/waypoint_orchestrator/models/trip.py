@@ -44,7 +44,10 @@ class Limits(BaseModel):
 class Used(BaseModel):
     steps: int = 0
     tool_calls: int = Field(0, description="Tool call attempts, retries, look-ups and cancels included.")
-    tokens: int = 0
+    tokens: int = Field(
+        0, description="Language-model tokens, input and output, as the endpoint reported them."
+    )
+    cost_usd: float = Field(0, description="What the language-model calls cost, at the configured prices.")
 
 
 class TripUsage(BaseModel):
