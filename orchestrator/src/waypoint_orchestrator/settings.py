@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from waypoint_common.settings import ServiceSettings
 from waypoint_orchestrator.models import Limits, TripLimits
@@ -68,6 +68,13 @@ class OrchestratorSettings(ServiceSettings):
     llm_record_content: bool = Field(
         False, description="Put prompts and completions on spans (off: they may hold personal data)."
     )
+
+    @field_validator("llm_base_url", "llm_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (compose passes `${WAYPOINT_LLM_BASE_URL:-}` through) means unset."""
+        return None if value == "" else value
+
     # Per-trip budgets: the default for a request that names none, and the most one may ask for.
     budget_steps: int = Field(40, ge=1, description="Default step budget per trip.")
     budget_steps_cap: int = Field(200, ge=1)

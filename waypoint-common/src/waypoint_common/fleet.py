@@ -93,6 +93,9 @@ def service_environment(
     else:
         env.update({url_variable(s): mcp_urls[s.name] for s in TOOL_SERVERS})
         env["JAEGER_UI_URL"] = ""
+        # The optional language model: the caller's settings, or none.
+        for name in ("WAYPOINT_LLM_BASE_URL", "WAYPOINT_LLM_MODEL", "WAYPOINT_LLM_API_KEY"):
+            env[name] = ""
     return env
 
 
