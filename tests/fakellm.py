@@ -5,8 +5,8 @@ not run for real. It speaks the Chat Completions wire format (choices, finish_re
 tool calls, usage) over real HTTP, so the orchestrator's own client, retries, budgets and spans
 are what is exercised. A test scripts it: `script(...)` queues what the next calls get, in order
 (a `Reply`, an HTTP `Status`, a `Hang` past the client's timeout, `Garbage` that is not JSON);
-when the queue is empty, each call gets `default` (a `Reply`). Every request received is kept,
-decoded, in `requests`.
+when the queue is empty, each call gets what `responder(request)` answers, if a test set one,
+else `default` (a `Reply`). Every request received is kept, decoded, in `requests`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -62,6 +63,7 @@ class FakeModel:
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
         self.default: Behaviour = Reply(content={})
+        self.responder: Callable[[dict[str, Any]], Behaviour] | None = None
         self.requests: list[dict[str, Any]] = []
         self._queue: list[Behaviour] = []
         self._lock = threading.Lock()
@@ -91,7 +93,10 @@ class FakeModel:
     def _next(self, request: dict[str, Any]) -> Behaviour:
         with self._lock:
             self.requests.append(request)
-            return self._queue.pop(0) if self._queue else self.default
+            if self._queue:
+                return self._queue.pop(0)
+            responder = self.responder
+        return responder(request) if responder is not None else self.default
 
     def completion(self, reply: Reply) -> dict[str, Any]:
         content = reply.content

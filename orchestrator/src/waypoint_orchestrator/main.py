@@ -30,6 +30,7 @@ from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.llm.client import ModelClient
 from waypoint_orchestrator.llm.reading import ModelReader
+from waypoint_orchestrator.llm.tools import ModelTools
 from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
 from waypoint_orchestrator.settings import OrchestratorSettings
@@ -109,6 +110,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             settings.limits_for,
             services.spend,
             reader=ModelReader(model) if model is not None else None,
+            model_tools=ModelTools(model) if model is not None else None,
+            model_agents=frozenset(settings.llm_specialists),
         )
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services

@@ -26,10 +26,12 @@ from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.jobs import Job
 from waypoint_orchestrator.llm.reading import ModelReader
+from waypoint_orchestrator.llm.tools import ModelTools
 from waypoint_orchestrator.models import SETTLED_STATUSES, Limits, Trip, TripLimits
 from waypoint_orchestrator.planning import TripPlanner
 from waypoint_orchestrator.quotas import SpendLedger
 from waypoint_orchestrator.saga import BookingSaga
+from waypoint_orchestrator.searches import Searches
 from waypoint_orchestrator.states import settle
 from waypoint_orchestrator.steps import StepRunner
 from waypoint_orchestrator.store import TripStore
@@ -55,13 +57,23 @@ class TripRunner:
         spend: SpendLedger | None = None,
         *,
         reader: ModelReader | None = None,
+        model_tools: ModelTools | None = None,
+        model_agents: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.worker_id = worker_id
         steps = StepRunner(store, ledger)
         self.saga = BookingSaga(store, agents, ledger, steps, spend)
         self.planner = TripPlanner(
-            store, agents, ledger, steps, self.saga, worker_id, limits_for, reader=reader
+            store,
+            agents,
+            ledger,
+            steps,
+            self.saga,
+            worker_id,
+            limits_for,
+            reader=reader,
+            searches=Searches(agents, steps, model_tools, model_agents),
         )
 
     async def run(self, job: Job) -> None:

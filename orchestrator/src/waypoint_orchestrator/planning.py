@@ -24,21 +24,19 @@ from waypoint_orchestrator.chooser import NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
 from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.models import (
-    DiningWish,
     Itinerary,
     Limits,
-    ResolvedTrip,
     RouterDecision,
-    StepRecord,
     TerminationReason,
     Trip,
     TripLimits,
     TripStatus,
     jsonable,
 )
-from waypoint_orchestrator.planner import TripShape, plan, shape
+from waypoint_orchestrator.planner import plan, shape
 from waypoint_orchestrator.router import EXTRACTION_TIME_LIMIT_SECONDS, decide, route_in_thread
 from waypoint_orchestrator.saga import BookingSaga
+from waypoint_orchestrator.searches import Searches
 from waypoint_orchestrator.states import move, settle
 from waypoint_orchestrator.steps import StepFailed, StepRunner
 from waypoint_orchestrator.store import TransitionRefused, TripStore
@@ -46,11 +44,7 @@ from waypoint_orchestrator.summarizer import summarize
 
 tracer = trace.get_tracer("waypoint.orchestrator")
 Event = tuple[str, dict[str, Any]]
-# How each step's answer is read back from its checkpoint and written to it.
-FLIGHTS = TypeAdapter(list[FlightOffer])
-HOTELS = TypeAdapter(list[HotelOffer])
-FORECAST = TypeAdapter(list[DailyForecast])
-RESTAURANTS = TypeAdapter(list[RestaurantOffer])
+# How the choice and the itinerary are read back from their checkpoints and written to them.
 SELECTION = TypeAdapter(Selection)
 ITINERARY = TypeAdapter(Itinerary)
 # Searches whose loss degrades the trip instead of ending it.
@@ -69,8 +63,10 @@ class TripPlanner:
         limits_for: Callable[[TripLimits | None], tuple[Limits, list[tuple[str, str]]]],
         *,
         reader: ModelReader | None = None,
+        searches: Searches | None = None,
     ) -> None:
         self.reader = reader
+        self.searches = searches or Searches(agents, steps)
         self.store = store
         self.agents = agents
         self.ledger = ledger
@@ -168,7 +164,7 @@ class TripPlanner:
         results = await self.store.results(trip.id)
         searches = [s for s in trip.steps if s.agent not in ("planner", "summarizer")]
         outcomes = await asyncio.gather(
-            *(self._search(trip.id, s, results, resolved, trip_shape) for s in searches),
+            *(self.searches.run(trip.id, s, results, resolved, trip_shape) for s in searches),
             return_exceptions=True,
         )
         warnings: list[str] = []
@@ -262,39 +258,6 @@ class TripPlanner:
         trip = await self.store.update(trip.id, planned)
         if trip.status == "booking":
             await self.saga.book(trip.id)
-
-    async def _search(
-        self,
-        trip_id: str,
-        step: StepRecord,
-        results: dict[str, Any],
-        trip: ResolvedTrip,
-        trip_shape: TripShape,
-    ) -> object:
-        """Run one of the plan's searches; its answer comes back typed (a checkpoint too)."""
-        agents, run = self.agents, self.steps.run
-        if step.action == "search_flights":
-            return await run(trip_id, step, results, lambda ctx: agents.flights.search(trip, ctx), FLIGHTS)
-        if step.action == "search_hotels":
-            check_in, check_out = trip_shape.check_in, trip_shape.check_out
-            return await run(
-                trip_id,
-                step,
-                results,
-                lambda ctx: agents.hotels.search(trip, check_in, check_out, ctx),
-                HOTELS,
-            )
-        if step.action == "get_forecast":
-            return await run(trip_id, step, results, lambda ctx: agents.weather.forecast(trip, ctx), FORECAST)
-        if step.action == "search_restaurants":
-            index = int(step.id.rsplit("_", 1)[1]) - 1
-            date = trip_shape.dinner_dates[index]
-            assert trip.dining is not None or trip.kind == "dining_only"
-            wish = trip.dining or DiningWish()
-            return await run(
-                trip_id, step, results, lambda ctx: agents.dining.search(trip, date, wish, ctx), RESTAURANTS
-            )
-        raise ValueError(f"no action for step {step.id}")
 
     async def _fail(self, trip_id: str, reason: TerminationReason, detail: str, skip: list[str]) -> None:
         def fail(t: Trip) -> list[Event]:

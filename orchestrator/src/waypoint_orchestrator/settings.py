@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from waypoint_common.settings import ServiceSettings
@@ -64,6 +66,11 @@ class OrchestratorSettings(ServiceSettings):
     )
     llm_output_price_per_million: float = Field(
         0, ge=0, le=10_000, description="USD per million output tokens, for the cost in `usage`."
+    )
+    llm_specialists: set[Literal["flights", "hotels", "weather", "dining"]] = Field(
+        default_factory=set,
+        description="Specialists whose model chooses their read-only tool calls (a JSON list); "
+        "the others search by themselves.",
     )
     llm_record_content: bool = Field(
         False, description="Put prompts and completions on spans (off: they may hold personal data)."

@@ -133,6 +133,9 @@ class StepRunner:
             events: list[Event] = [
                 ("step.finished", {"step": step.id, "attempts": ctx.attempts, "summary": record.summary})
             ]
+            for note in ctx.notes:
+                if note not in t.warnings:
+                    t.warnings.append(note)
             for note in ctx.stale:
                 record.summary += " (stale)"
                 record.degraded = f"stale answer: {note}"

@@ -18,6 +18,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import Tool
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import SecretStr
@@ -220,6 +221,23 @@ class ToolClient:
         if result.structured_content is None:
             raise ToolRejected(self.server, tool, "no structured result")
         return dict(result.structured_content)
+
+    async def list_tools(self) -> list[Tool]:
+        """The server's tools (`tools/list`), with their input schemas and annotations."""
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise CircuitOpen(self.server, "tools/list", exc.retry_in) from exc
+        client = await self._connection()
+        try:
+            listed = await client.list_tools()
+        except Exception as exc:
+            async with self._lock:
+                await self._close_owner()
+            self.breaker.record_failure()
+            raise ToolUnavailable(self.server, "tools/list", f"transport failure ({_kind(exc)})") from exc
+        self.breaker.record_success()
+        return list(listed.tools)
 
     async def aclose(self) -> None:
         async with self._lock:

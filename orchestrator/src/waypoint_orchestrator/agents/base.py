@@ -56,6 +56,7 @@ class CallContext:
     charge_call: Charger | None = None
     attempts: int = 0
     stale: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings for the trip (not degradations)
     deadline: float | None = None  # epoch seconds: no attempt may wait past the trip's deadline
     # The tenant the trip belongs to: tool servers store it with each booking, and show or
     # cancel a booking only for it. It travels in the MCP request's `_meta`, never as a tool
@@ -84,6 +85,8 @@ class Specialist:
     """
 
     name = "specialist"
+    # The tool that answers this specialist's search step.
+    search_tool = ""
 
     def __init__(self, client: ToolClient, retry: RetrySettings, cache: ResultCache | None = None) -> None:
         self.client = client
@@ -100,27 +103,28 @@ class Specialist:
         attempts: int | None = None,
     ) -> M:
         """Call a tool (transient failures retried with backoff and full jitter) and validate its answer."""
-        return self._parse(tool, await self._call(tool, arguments, ctx, attempts=attempts), into)
+        return self.parse(tool, await self.call_raw(tool, arguments, ctx, attempts=attempts), into)
 
     async def cached_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext, into: type[M]) -> M:
         """A read-only call; its last good answer stands in (marked stale) while the server is down."""
         try:
-            raw = await self._call(tool, arguments, ctx)
+            raw = await self.call_raw(tool, arguments, ctx)
         except ToolUnavailable:
             cached = await self.cache.get(tool, arguments) if self.cache is not None else None
             if cached is None:
                 raise
             value, age = cached
-            result = self._parse(tool, value, into)
+            result = self.parse(tool, value, into)
             ctx.stale.append(f"{tool}: {self.client.server} unavailable, used a cached answer {age:.0f}s old")
             trace.get_current_span().add_event("stale_answer", {"gen_ai.tool.name": tool, "age_s": age})
             return result
-        result = self._parse(tool, raw, into)
+        result = self.parse(tool, raw, into)
         if self.cache is not None:
             await self.cache.put(tool, arguments, raw)
         return result
 
-    def _parse(self, tool: str, raw: object, into: type[M]) -> M:
+    def parse(self, tool: str, raw: object, into: type[M]) -> M:
+        """`raw` validated into `into`, or `MalformedResult` naming the fields that do not fit."""
         try:
             return into.model_validate(raw)
         except ValidationError as exc:
@@ -130,9 +134,10 @@ class Specialist:
                 self.client.server, tool, f"answer is not a valid {into.__name__} ({where})"
             ) from None
 
-    async def _call(
+    async def call_raw(
         self, tool: str, arguments: dict[str, Any], ctx: CallContext, *, attempts: int | None = None
     ) -> dict[str, Any]:
+        """Call a tool with the retry policy; its structured answer as it came (not validated)."""
         pending: list[str] = []
         self.client.retry_budget.deposit()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from waypoint_common.results.restaurants import Reservation, RestaurantOffer, RestaurantSearchResult
 from waypoint_orchestrator.agents.base import BookingAgent, CallContext
@@ -27,16 +28,29 @@ class DiningAgent(BookingAgent[Reservation]):
     cancel_tool = "cancel_reservation"
     id_argument = "reservation_id"
 
+    search_tool = "search_restaurants"
+
+    def arguments(self, trip: ResolvedTrip, date: dt.date) -> dict[str, Any]:
+        """The search an evening of the trip asks for."""
+        return {"location": trip.destination.code, "date": date.isoformat(), "party_size": trip.travelers}
+
     async def search(
         self, trip: ResolvedTrip, date: dt.date, wish: DiningWish, ctx: CallContext
     ) -> list[RestaurantOffer]:
         found = await self.cached_call(
-            "search_restaurants",
-            {"location": trip.destination.code, "date": date.isoformat(), "party_size": trip.travelers},
-            ctx,
-            RestaurantSearchResult,
+            self.search_tool, self.arguments(trip, date), ctx, RestaurantSearchResult
         )
         return [r for r in found.restaurants if matches(r, wish)]
+
+    def from_answers(self, answers: list[dict[str, Any]], wish: DiningWish) -> list[RestaurantOffer]:
+        """The restaurants in search answers (each validated) that match the wish, once each."""
+        found = {
+            r.restaurant_id: r
+            for a in answers
+            for r in self.parse(self.search_tool, a, RestaurantSearchResult).restaurants
+        }
+        ranked = sorted(found.values(), key=lambda r: (-r.rating, r.price_per_person, r.restaurant_id))
+        return [r for r in ranked if matches(r, wish)]
 
     async def reserve(
         self,

@@ -15,7 +15,10 @@ class FlightsAgent(BookingAgent[FlightBooking]):
     lookup_tool = "get_flight_booking"
     cancel_tool = "cancel_flight_booking"
 
-    async def search(self, trip: ResolvedTrip, ctx: CallContext) -> list[FlightOffer]:
+    search_tool = "search_flights"
+
+    def arguments(self, trip: ResolvedTrip) -> dict[str, Any]:
+        """The search a trip asks for."""
         assert trip.origin is not None
         args: dict[str, Any] = {
             "origin": trip.origin.code,
@@ -26,8 +29,18 @@ class FlightsAgent(BookingAgent[FlightBooking]):
         }
         if trip.end_date > trip.start_date:
             args["return_date"] = trip.end_date.isoformat()
-        found = await self.cached_call("search_flights", args, ctx, FlightSearchResult)
+        return args
+
+    async def search(self, trip: ResolvedTrip, ctx: CallContext) -> list[FlightOffer]:
+        found = await self.cached_call(self.search_tool, self.arguments(trip), ctx, FlightSearchResult)
         return found.offers
+
+    def from_answers(self, answers: list[dict[str, Any]]) -> list[FlightOffer]:
+        """The offers in search answers (each validated), once each, cheapest first."""
+        offers = {
+            o.offer_id: o for a in answers for o in self.parse(self.search_tool, a, FlightSearchResult).offers
+        }
+        return sorted(offers.values(), key=lambda o: (o.total_price, o.offer_id))
 
     async def book(self, offer_id: str, passengers: int, request_id: str, ctx: CallContext) -> FlightBooking:
         return await self.call(

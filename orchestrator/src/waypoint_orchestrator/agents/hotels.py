@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from waypoint_common.results.hotels import HotelBooking, HotelOffer, HotelSearchResult
 from waypoint_orchestrator.agents.base import BookingAgent, CallContext
@@ -15,21 +16,29 @@ class HotelsAgent(BookingAgent[HotelBooking]):
     lookup_tool = "get_hotel_booking"
     cancel_tool = "cancel_hotel_booking"
 
+    search_tool = "search_hotels"
+
+    def arguments(self, trip: ResolvedTrip, check_in: dt.date, check_out: dt.date) -> dict[str, Any]:
+        """The search a trip's stay asks for."""
+        return {
+            "location": trip.destination.code,
+            "check_in": check_in.isoformat(),
+            "check_out": check_out.isoformat(),
+            "guests": trip.travelers,
+        }
+
     async def search(
         self, trip: ResolvedTrip, check_in: dt.date, check_out: dt.date, ctx: CallContext
     ) -> list[HotelOffer]:
-        found = await self.cached_call(
-            "search_hotels",
-            {
-                "location": trip.destination.code,
-                "check_in": check_in.isoformat(),
-                "check_out": check_out.isoformat(),
-                "guests": trip.travelers,
-            },
-            ctx,
-            HotelSearchResult,
-        )
-        return found.hotels
+        args = self.arguments(trip, check_in, check_out)
+        return (await self.cached_call(self.search_tool, args, ctx, HotelSearchResult)).hotels
+
+    def from_answers(self, answers: list[dict[str, Any]]) -> list[HotelOffer]:
+        """The hotels in search answers (each validated), once each, best rated first."""
+        hotels = {
+            h.hotel_id: h for a in answers for h in self.parse(self.search_tool, a, HotelSearchResult).hotels
+        }
+        return sorted(hotels.values(), key=lambda h: (-h.rating, h.total_price, h.hotel_id))
 
     async def book(
         self,
