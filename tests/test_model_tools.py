@@ -62,6 +62,7 @@ def orchestrator(
         WAYPOINT_LLM_BASE_URL=fake.base_url,
         WAYPOINT_LLM_MODEL=fake.model,
         WAYPOINT_LLM_SPECIALISTS='["dining"]',
+        WAYPOINT_LLM_NARRATIVE="true",
         WAYPOINT_LLM_TIMEOUT_SECONDS="5",
     )
     service = harness.start("waypoint-orchestrator", env)
@@ -93,12 +94,21 @@ def reading() -> Reply:
     )
 
 
-def script(fake: FakeModel, dining: Turn) -> list[dict[str, Any]]:
-    """The router's call gets the reading; the dining specialist's turns get `dining(turn, brief)`.
-    Returns the list the dining requests are collected in."""
+def faithful(itinerary: dict[str, Any]) -> str:
+    """A narrative that keeps to the itinerary: its own summary, dressed up."""
+    return f"What a trip awaits you! {itinerary['summary']}. Enjoy every day."
+
+
+def script(
+    fake: FakeModel, dining: Turn, narrative: Callable[[dict[str, Any]], str] = faithful
+) -> list[dict[str, Any]]:
+    """The router's call gets the reading; the dining specialist's turns get `dining(turn, brief)`;
+    the narrative's call gets `narrative(itinerary)`. Returns the list of the dining requests."""
     seen: list[dict[str, Any]] = []
 
     def respond(request: dict[str, Any]) -> Behaviour:
+        if request["messages"][0]["content"].startswith("Write a short"):
+            return Reply(content=narrative(json.loads(request["messages"][1]["content"])))
         if "tools" not in request:
             return reading()
         seen.append(request)
@@ -249,3 +259,26 @@ def test_the_tool_call_budget_bounds_the_models_calls(orchestrator: ServiceProce
     assert trip["termination"]["reason"] == "budget_exhausted"
     assert trip["termination"]["detail"].startswith("tool_calls: 6 of 6")
     assert trip["usage"]["used"]["tool_calls"] == 6
+
+
+def searched_alone(turn: int, brief: dict[str, Any]) -> Behaviour:
+    return calls(call("search_restaurants", brief["arguments"])) if turn == 1 else Reply(content="Done.")
+
+
+def test_a_narrative_that_keeps_to_the_itinerary_is_the_trips(
+    orchestrator: ServiceProcess, fake: FakeModel
+) -> None:
+    script(fake, searched_alone)
+    trip = plan(orchestrator, {"query": query()})
+    itinerary = trip["itinerary"]
+    assert itinerary["narrative_by"] == "model"
+    assert itinerary["narrative"] == faithful(itinerary)
+
+
+def test_a_narrative_that_invents_a_price_is_not_used(orchestrator: ServiceProcess, fake: FakeModel) -> None:
+    script(fake, searched_alone, lambda itinerary: faithful(itinerary) + " Dinner is only $12 each!")
+    trip = plan(orchestrator, {"query": query()})
+    itinerary = trip["itinerary"]
+    assert itinerary["narrative_by"] == "template"
+    assert itinerary["narrative"] == itinerary["summary"]
+    assert any("price $12" in w and "template text is used" in w for w in trip["warnings"]), trip["warnings"]

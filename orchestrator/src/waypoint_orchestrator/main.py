@@ -29,6 +29,7 @@ from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
 from waypoint_orchestrator.llm.client import ModelClient
+from waypoint_orchestrator.llm.narrative import Narrator
 from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.llm.tools import ModelTools
 from waypoint_orchestrator.pipeline import TripRunner
@@ -112,6 +113,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             reader=ModelReader(model) if model is not None else None,
             model_tools=ModelTools(model) if model is not None else None,
             model_agents=frozenset(settings.llm_specialists),
+            narrator=Narrator(model) if model is not None and settings.llm_narrative else None,
         )
         pool = WorkerPool(queue, runner, settings.workers)
         app.state.services = services

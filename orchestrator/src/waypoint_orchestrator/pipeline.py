@@ -25,6 +25,7 @@ from waypoint_common.telemetry import span_context_of, trip_context
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.jobs import Job
+from waypoint_orchestrator.llm.narrative import Narrator
 from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.llm.tools import ModelTools
 from waypoint_orchestrator.models import SETTLED_STATUSES, Limits, Trip, TripLimits
@@ -59,6 +60,7 @@ class TripRunner:
         reader: ModelReader | None = None,
         model_tools: ModelTools | None = None,
         model_agents: frozenset[str] = frozenset(),
+        narrator: Narrator | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -74,6 +76,7 @@ class TripRunner:
             limits_for,
             reader=reader,
             searches=Searches(agents, steps, model_tools, model_agents),
+            narrator=narrator,
         )
 
     async def run(self, job: Job) -> None:

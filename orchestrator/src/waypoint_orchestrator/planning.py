@@ -22,6 +22,7 @@ from waypoint_orchestrator.agents.base import CallContext
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
 from waypoint_orchestrator.chooser import NothingToChoose, Selection, choose
 from waypoint_orchestrator.gate import check as gate_check
+from waypoint_orchestrator.llm.narrative import Narrator
 from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.models import (
     Itinerary,
@@ -64,8 +65,10 @@ class TripPlanner:
         *,
         reader: ModelReader | None = None,
         searches: Searches | None = None,
+        narrator: Narrator | None = None,
     ) -> None:
         self.reader = reader
+        self.narrator = narrator
         self.searches = searches or Searches(agents, steps)
         self.store = store
         self.agents = agents
@@ -220,8 +223,11 @@ class TripPlanner:
         warnings.extend(selection.warnings)
         summarize_step = trip.step("summarize")
 
-        async def summarize_action(_: CallContext) -> Itinerary:
-            return summarize(resolved, trip_shape, selection, forecast, warnings)
+        async def summarize_action(ctx: CallContext) -> Itinerary:
+            itinerary = summarize(resolved, trip_shape, selection, forecast, warnings)
+            if self.narrator is None:
+                return itinerary
+            return await self.narrator.narrate(trip.id, itinerary, ctx)
 
         try:
             itinerary = await self.steps.run(trip.id, summarize_step, results, summarize_action, ITINERARY)

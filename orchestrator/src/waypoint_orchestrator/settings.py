@@ -72,6 +72,9 @@ class OrchestratorSettings(ServiceSettings):
         description="Specialists whose model chooses their read-only tool calls (a JSON list); "
         "the others search by themselves.",
     )
+    llm_narrative: bool = Field(
+        False, description="Let the model write the itinerary's narrative (checked against the itinerary)."
+    )
     llm_record_content: bool = Field(
         False, description="Put prompts and completions on spans (off: they may hold personal data)."
     )

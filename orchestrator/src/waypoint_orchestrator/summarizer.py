@@ -156,4 +156,5 @@ def summarize(
         dinners=selection.dinners,
         forecast=forecast,
         budget=use,
+        narrative=summary,
     )

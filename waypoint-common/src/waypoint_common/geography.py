@@ -210,6 +210,16 @@ def _cities() -> dict[str, tuple[Place, ...]]:
     return {name: tuple(sorted(places, key=_rank)) for name, places in by_city.items()}
 
 
+def airport_codes() -> frozenset[str]:
+    """Every airport code known here."""
+    return frozenset(_airports())
+
+
+def city_names() -> frozenset[str]:
+    """Every city with an airport, normalized (`normalize`)."""
+    return frozenset(_cities())
+
+
 def airport(code: str) -> Place:
     """The airport with this IATA code."""
     place = _airports().get(code.strip().upper())

@@ -137,6 +137,10 @@ class Itinerary(BaseModel):
     dinners: list[PlannedDinner] = Field(default_factory=list)
     forecast: list[DailyForecast] = Field(default_factory=list)
     budget: BudgetUse
+    narrative: str = Field("", description="The trip in a few sentences, for the traveller.")
+    narrative_by: Literal["template", "model"] = Field(
+        "template", description="Who wrote the narrative: the template, or the language model (checked)."
+    )
 
 
 TerminationReason = Literal[
