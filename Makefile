@@ -56,7 +56,7 @@ bench: setup redis-server ## MCP latency against a FastAPI floor, extraction wor
 
 TRIPS ?= 1000
 chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)
-	$(RUN) python -m bench.chaos --trips $(TRIPS)
+	$(RUN) python -m bench.chaos --trips $(TRIPS) $(if $(MODEL),--model)
 
 clean: ## Remove the environment and caches
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

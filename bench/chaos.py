@@ -34,7 +34,9 @@ from typing import Any
 import httpx2
 import redis
 
+from bench import chaos_model
 from bench.booking_audit import BookingAudit, audit_bookings
+from bench.fakellm import FakeModel
 from bench.harness import BIN, Harness, Interrupted, RedisServer, ServiceProcess, free_port
 from waypoint_common.fleet import TOOL_SERVERS, create_api_key, url_variable
 
@@ -60,6 +62,7 @@ CITIES = (
     "Paris",
 )
 TENANT = "chaos"
+MODEL_TIMEOUT_SECONDS = 1.0
 
 
 def default_faults(error_rate: float) -> str:
@@ -86,6 +89,8 @@ class Report:
     without_reason: list[str] = field(default_factory=list)
     manual: int = 0
     seconds: float = 0.0
+    read_by: collections.Counter[str] = field(default_factory=collections.Counter)
+    model_requests: int = 0
 
     @property
     def consistent(self) -> bool:
@@ -96,6 +101,9 @@ class Report:
         rows = [("trips", self.trips), ("seconds", f"{self.seconds:.0f}")]
         rows += [(f"  {state}", n) for state, n in sorted(self.states.items())]
         rows += [(f"  reason {reason}", n) for reason, n in sorted(self.reasons.items())]
+        if self.model_requests:
+            rows += [("model requests", self.model_requests)]
+            rows += [(f"  queries read by {who}", n) for who, n in sorted(self.read_by.items())]
         rows += [
             ("tool calls reaching the servers", self.tool_calls),
             *((f"  injected {k}", v) for k, v in sorted(self.injected.items())),
@@ -135,8 +143,9 @@ def _query(rng: random.Random, today: dt.date) -> dict[str, Any]:
 class Chaos:
     """One chaos run's fleet, started through `harness` (which stops it), and the run itself."""
 
-    def __init__(self, harness: Harness, *, faults: str, seed: int) -> None:
+    def __init__(self, harness: Harness, *, faults: str, seed: int, model: FakeModel | None = None) -> None:
         self.harness = harness
+        self.model = model
         self.faults = faults
         self.seed = seed
         self.rng = random.Random(seed)
@@ -181,6 +190,18 @@ class Chaos:
             "WAYPOINT_BREAKER_FAILURES": "8",
             "WAYPOINT_BREAKER_COOLDOWN_SECONDS": "1",
         }
+        if self.model is not None:
+            self.model.responder = chaos_model.responder(
+                self.seed, dt.datetime.now(dt.UTC).date(), slow_seconds=MODEL_TIMEOUT_SECONDS + 0.5
+            )
+            self.env |= {
+                "WAYPOINT_LLM_BASE_URL": self.model.base_url,
+                "WAYPOINT_LLM_MODEL": self.model.model,
+                "WAYPOINT_LLM_TIMEOUT_SECONDS": str(MODEL_TIMEOUT_SECONDS),
+                "WAYPOINT_LLM_ATTEMPTS": "2",
+                "WAYPOINT_LLM_SPECIALISTS": '["dining"]',
+                "WAYPOINT_LLM_NARRATIVE": "true",
+            }
         self.orchestrators = [
             self.harness.spawn("waypoint-orchestrator", self.env, port=free_port()) for _ in range(2)
         ]
@@ -311,6 +332,10 @@ class Chaos:
             unsettled=[t["id"] for t in trips.values() if t["status"] not in SETTLED],
             without_reason=[t["id"] for t in trips.values() if not t["termination"]],
             manual=sum(1 for t in trips.values() if t["manual_intervention_required"]),
+            read_by=collections.Counter(
+                (t.get("decision") or {}).get("read_by", "none") for t in trips.values()
+            ),
+            model_requests=len(self.model.received()) if self.model is not None else 0,
         )
 
 
@@ -322,13 +347,23 @@ def run_chaos(
     log_dir: Path | None = None,
     settle_timeout: float = 900,
     ready_timeout: float = 60,
+    model: bool = False,
 ) -> Report:
-    """Start the fleet, run `trips` booked trips through it, audit, and stop every process."""
+    """Start the fleet, run `trips` booked trips through it, audit, and stop every process.
+
+    With `model`, the orchestrators use a scripted language model (`bench.chaos_model`) that
+    reads the queries, picks the dining searches and writes narratives, and misbehaves on purpose.
+    """
     logs = log_dir or Path(tempfile.mkdtemp(prefix="waypoint-chaos-"))
-    with Harness(logs, ready_timeout=ready_timeout) as harness:
-        chaos = Chaos(harness, faults=default_faults(error_rate), seed=seed)
-        chaos.start()
-        return chaos.run(trips, settle_timeout)
+    fake = FakeModel() if model else None
+    try:
+        with Harness(logs, ready_timeout=ready_timeout) as harness:
+            chaos = Chaos(harness, faults=default_faults(error_rate), seed=seed, model=fake)
+            chaos.start()
+            return chaos.run(trips, settle_timeout)
+    finally:
+        if fake is not None:
+            fake.stop()
 
 
 def main() -> int:
@@ -342,6 +377,11 @@ def main() -> int:
         default=60,
         help="seconds each service has to become ready (default 60)",
     )
+    parser.add_argument(
+        "--model",
+        action="store_true",
+        help="run with a scripted language model (10%% malformed answers, 5%% slow ones)",
+    )
     args = parser.parse_args()
     try:
         report = run_chaos(
@@ -350,6 +390,7 @@ def main() -> int:
             seed=args.seed,
             settle_timeout=3600,
             ready_timeout=args.ready_timeout,
+            model=args.model,
         )
     except Interrupted as stopped:
         _progress(f"{stopped}; every process it started is stopped")

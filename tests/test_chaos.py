@@ -62,6 +62,23 @@ def test_two_hundred_trips_under_faults_and_a_killed_orchestrator(tmp_path: Path
     assert len(restarted) == 1
 
 
+def test_trips_with_a_misbehaving_model_in_the_loop_stay_consistent(tmp_path: Path) -> None:
+    """The model path on: a scripted model reads the queries, picks the dining searches and
+    writes the narratives, while 10% of its answers are malformed and 5% too slow. Whatever it
+    does, nothing is booked twice, lost or left unreported, and every trip settles."""
+    report = run_chaos(40, error_rate=0.1, seed=5, log_dir=tmp_path, settle_timeout=600, model=True)
+    print(report.table())
+    assert report.trips == 40
+    assert report.unsettled == []
+    assert report.without_reason == []
+    assert report.audit.problems() == []
+    assert report.audit.bookings_in_redis == report.audit.bookings_reported > 0
+    assert report.consistent
+    assert report.read_by["model"] >= 30
+    assert report.model_requests > 2 * report.trips  # reading, dining turns and narratives
+    assert report.states["booked"] >= 30
+
+
 # -- the audit sees every kind of damage ------------------------------------------------------
 
 

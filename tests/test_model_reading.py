@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.fakellm import FakeModel, Garbage, Hang, Reply, Status
+from bench.fakellm import FakeModel, Garbage, Hang, Reply, Status
 from tests.helpers import month_ahead, service_today
 from tests.otlp import OtlpReceiver, latest_points, spans_of_trace
 from tests.support import Harness, ServiceProcess, api_headers, orchestrator_env

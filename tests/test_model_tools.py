@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.fakellm import Behaviour, FakeModel, Reply
+from bench.fakellm import Behaviour, FakeModel, Reply
 from tests.helpers import month_ahead
 from tests.support import Harness, RedisServer, ServiceProcess, api_headers, orchestrator_env
 

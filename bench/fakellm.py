@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible endpoint for the suite: `POST /v1/chat/completions` on 127.0.0.1.
+"""A scripted OpenAI-compatible endpoint (`POST /v1/chat/completions` on 127.0.0.1), for the
+suite and for `make chaos MODEL=1`.
 
 It stands in for the language model, the one external service Waypoint calls that the suite does
 not run for real. It speaks the Chat Completions wire format (choices, finish_reason, refusal,
