@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"
 COLLECTOR_CONFIG = ROOT / "otel-collector" / "config.yaml"
 INFRASTRUCTURE = {"redis", "otel-collector", "jaeger"}
+# Services in a profile of their own, started only when it is asked for.
+OPTIONAL = {"ollama": "llm"}
 PUBLISHERS = {"orchestrator", "jaeger"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 SERVICE_IDS = [s.name for s in FLEET]
@@ -85,7 +87,16 @@ def test_compose_file_follows_the_compose_spec() -> None:
 
 
 def test_compose_runs_the_launcher_fleet_and_its_infrastructure(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {s.name for s in FLEET} | INFRASTRUCTURE
+    assert set(services) == {s.name for s in FLEET} | INFRASTRUCTURE | set(OPTIONAL)
+
+
+def test_the_local_model_runs_only_in_its_profile(services: dict[str, dict[str, Any]]) -> None:
+    for name, profile in OPTIONAL.items():
+        assert services[name]["profiles"] == [profile]
+    for name in {s.name for s in FLEET} | INFRASTRUCTURE:
+        assert "profiles" not in services[name], name
+    # No model unless the caller names one: the orchestrator's base URL is empty by default.
+    assert services["orchestrator"]["environment"]["WAYPOINT_LLM_BASE_URL"] == "${WAYPOINT_LLM_BASE_URL:-}"
 
 
 @pytest.mark.parametrize("spec", FLEET, ids=SERVICE_IDS)
