@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
+from redis.asyncio import Redis
 
 from bench.fakellm import FakeModel, Garbage, Hang, Reply, Status
 from tests.helpers import month_ahead, service_today
 from tests.otlp import OtlpReceiver, latest_points, spans_of_trace
-from tests.support import Harness, ServiceProcess, api_headers, orchestrator_env
+from tests.support import Harness, ServiceProcess, api_headers, free_port, orchestrator_env
+from waypoint_orchestrator.budgets import BudgetLedger
+from waypoint_orchestrator.llm.client import ModelClient, ModelUnavailable
+from waypoint_orchestrator.models import Limits
+from waypoint_orchestrator.settings import OrchestratorSettings
 
 PRICE_IN, PRICE_OUT = 2.5, 10.0  # USD per million tokens
 QUERY = "4-day hiking trip to Patagonia from Seattle in {month} with one fancy dinner, under $3000 for two"
@@ -147,6 +153,7 @@ def test_the_model_reads_the_patagonia_trip_and_its_tokens_are_charged_and_trace
     assert not any(name.startswith(("gen_ai.input", "gen_ai.output")) for name in chat.attributes)
     assert all("sk-test-never-logged" not in repr(s.attributes) for s in receiver.spans())
     assert query not in repr(chat.attributes)
+    assert "sk-test-never-logged" not in orchestrator.log_path.read_text()
 
     def token_metrics(r: OtlpReceiver) -> set[str]:
         points = latest_points(r.metrics(), "gen_ai.client.token.usage")
@@ -154,6 +161,11 @@ def test_the_model_reads_the_patagonia_trip_and_its_tokens_are_charged_and_trace
 
     receiver.wait_for(lambda r: token_metrics(r) == {"input", "output"}, timeout=20, what="token metrics")
     assert latest_points(receiver.metrics(), "gen_ai.client.operation.duration")
+    receiver.wait_for(
+        lambda r: sum(p.value or 0 for p in latest_points(r.metrics(), "waypoint.model.cost")) > 0,
+        timeout=20,
+        what="the cost metric",
+    )
 
 
 def test_an_invalid_reading_gets_one_repair_round_with_the_errors(
@@ -255,3 +267,23 @@ def test_the_usage_a_model_reports_is_charged_and_stops_the_next_call(
     assert trip["termination"]["reason"] == "budget_exhausted"
     assert trip["resolved"] is None
     assert tenth.isoformat() not in str(trip["steps"])
+
+
+async def test_an_endpoint_that_refuses_connections_is_tried_and_charged_nothing(redis: Redis) -> None:
+    """The client alone, on the suite's Redis: a closed port is a transient failure, tried
+    `llm_attempts` times; each attempt's reservation is settled at 0, so the trip keeps its tokens."""
+    ledger = BudgetLedger(redis)
+    trip_id = uuid.uuid4().hex
+    await ledger.open(trip_id, Limits(max_steps=5, max_tool_calls=5, max_tokens=10_000, max_wall_seconds=60))
+    settings = OrchestratorSettings(
+        llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_attempts=2, retry_max_wait_seconds=0.1
+    )
+    client = ModelClient(settings, ledger)
+    try:
+        with pytest.raises(ModelUnavailable, match="could not be reached"):
+            await client.chat(trip_id, "read:1", [{"role": "user", "content": "hello"}])
+    finally:
+        await client.aclose()
+    usage = await ledger.usage(trip_id)
+    assert usage is not None
+    assert usage.used.tokens == 0

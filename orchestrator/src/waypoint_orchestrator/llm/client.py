@@ -60,6 +60,9 @@ OPERATION_DURATION = meter.create_histogram(
         81.92,
     ],
 )
+MODEL_COST = meter.create_counter(
+    "waypoint.model.cost", unit="USD", description="What model calls cost, at the configured prices"
+)
 # Characters per token, for the reservation's prompt estimate (generous: fewer chars per token
 # means a larger estimate).
 CHARS_PER_TOKEN = 3
@@ -104,6 +107,8 @@ class ModelClient:
             max_retries=0,  # retries happen in `chat`, once
         )
         self.server = settings.llm_base_url.host or ""
+        # The SDK's debug logs show request options; whatever the service's level, they stay off.
+        logging.getLogger("openai").setLevel(max(logging.INFO, logging.getLogger("openai").level))
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -245,6 +250,7 @@ class ModelClient:
             OPERATION_DURATION.record(duration, response_attributes)
             TOKEN_USAGE.record(answer.input_tokens, {**response_attributes, "gen_ai.token.type": "input"})
             TOKEN_USAGE.record(answer.output_tokens, {**response_attributes, "gen_ai.token.type": "output"})
+            MODEL_COST.add(self._cost(answer), response_attributes)
             if answer.finish_reason in ("refusal", "length", "content_filter"):
                 span.set_attribute("error.type", answer.finish_reason)
                 span.set_status(StatusCode.ERROR, answer.finish_reason)
