@@ -166,6 +166,12 @@ def test_the_model_reads_the_patagonia_trip_and_its_tokens_are_charged_and_trace
         timeout=20,
         what="the cost metric",
     )
+    # And per trip, once it settles: its tokens.
+    receiver.wait_for(
+        lambda r: any((p.sum or 0) >= 950 for p in latest_points(r.metrics(), "waypoint.trip.tokens")),
+        timeout=20,
+        what="the trip's tokens",
+    )
 
 
 def test_an_invalid_reading_gets_one_repair_round_with_the_errors(

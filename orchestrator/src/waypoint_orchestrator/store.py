@@ -15,6 +15,7 @@ gets a tombstone, `{trip:<id>}:tombstone`, for `TOMBSTONE_TTL_SECONDS`: `create`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import orjson
 from opentelemetry import metrics
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from waypoint_common import keys
 from waypoint_common.errors import StateError
@@ -30,6 +31,7 @@ from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Trip
 
+log = logging.getLogger(__name__)
 meter = metrics.get_meter("waypoint.orchestrator")
 TRIPS_SETTLED = meter.create_counter(
     "waypoint.trips.settled", unit="{trip}", description="Trips by final state"
@@ -43,6 +45,13 @@ TRIP_TOOL_CALLS = meter.create_histogram(
 TRIP_STEPS = meter.create_histogram("waypoint.trip.steps", unit="{step}", description="Steps a trip ran")
 TRIP_DURATION = meter.create_histogram(
     "waypoint.trip.duration", unit="s", description="Acceptance to settlement"
+)
+
+TRIP_TOKENS = meter.create_histogram(
+    "waypoint.trip.tokens", unit="{token}", description="Language-model tokens a settled trip used"
+)
+TRIP_MODEL_COST = meter.create_histogram(
+    "waypoint.trip.model_cost", unit="USD", description="What a settled trip's model calls cost"
 )
 
 TRIP_TTL_SECONDS = 30 * 24 * 3600
@@ -187,6 +196,7 @@ class TripStore:
                 for kind, data in events:
                     if kind == "trip.settled":
                         _record_settlement(trip, data)
+                        await self._record_model_use(trip_id, data)
                 return trip
 
     def _add_event(self, pipe: Any, trip_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -241,6 +251,24 @@ class TripStore:
         pipe.hset(key, step_id, orjson.dumps(result))
         pipe.expire(key, TRIP_TTL_SECONDS)
         await pipe.execute()
+
+    async def _record_model_use(self, trip_id: str, data: dict[str, Any]) -> None:
+        """The language-model tokens and cost a settled trip used (when it used any).
+
+        After the settlement is written: a Redis failure here is logged and the metric skipped,
+        never an error for the caller (its change is stored).
+        """
+        fields = ["used:tokens", "used:cost_microusd"]
+        try:
+            tokens, cost = await self.redis.hmget(keys.trip_budget(trip_id), fields)
+        except RedisError:
+            log.warning("model use of a settled trip not recorded", extra={"trip_id": trip_id})
+            return
+        if not tokens:
+            return
+        attributes = {"status": str(data.get("status")), "reason": str(data.get("reason"))}
+        TRIP_TOKENS.record(int(tokens), attributes)
+        TRIP_MODEL_COST.record(int(cost or 0) / 1_000_000, attributes)
 
     async def results(self, trip_id: str) -> dict[str, Any]:
         raw: dict[str, str] = await self.redis.hgetall(self.results_key(trip_id))  # type: ignore[assignment]
