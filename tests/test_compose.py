@@ -151,13 +151,53 @@ def test_compose_builds_each_service_from_the_workspace_root(
     services: dict[str, dict[str, Any]], spec: ServiceSpec
 ) -> None:
     build = services[spec.name]["build"]
-    assert build == {"context": ".", "dockerfile": f"{spec.name}/Dockerfile"}
+    assert {k: build[k] for k in ("context", "dockerfile")} == {
+        "context": ".",
+        "dockerfile": f"{spec.name}/Dockerfile",
+    }
     assert (ROOT / build["dockerfile"]).is_file()
+    # Base images from variables (mirrors, air-gapped registries), and a CA for TLS proxies.
+    assert build["args"] == {
+        "PYTHON_IMAGE": "${WAYPOINT_PYTHON_IMAGE:-python:3.11-slim-bookworm}",
+        "UV_IMAGE": "${WAYPOINT_UV_IMAGE:-ghcr.io/astral-sh/uv:0.13.8}",
+        "COMPANY_CA_PEM": "${WAYPOINT_COMPANY_CA_PEM:-}",
+    }
+    dockerfile = (ROOT / build["dockerfile"]).read_text()
+    # A `# syntax=` parser directive would pull a frontend image from Docker Hub at every build.
+    assert re.search(r"^#\s*syntax\s*=", dockerfile, re.MULTILINE) is None
+    for arg in build["args"]:
+        assert f"ARG {arg}=" in dockerfile, arg
+
+
+def test_every_infrastructure_image_can_come_from_a_mirror(services: dict[str, dict[str, Any]]) -> None:
+    for name, variable in (
+        ("redis", "WAYPOINT_REDIS_IMAGE"),
+        ("otel-collector", "WAYPOINT_COLLECTOR_IMAGE"),
+        ("jaeger", "WAYPOINT_JAEGER_IMAGE"),
+        ("ollama", "WAYPOINT_OLLAMA_IMAGE"),
+    ):
+        assert services[name]["image"].startswith(f"${{{variable}:-"), name
+
+
+def test_a_service_that_loses_redis_is_unhealthy_within_15_seconds(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    def seconds(text: str) -> float:
+        return float(text.removesuffix("s"))
+
+    for spec in FLEET:
+        check = services[spec.name]["healthcheck"]
+        assert "/readyz" in " ".join(check["test"])
+        worst = check["retries"] * (seconds(check["interval"]) + seconds(check["timeout"]))
+        assert worst <= 16, spec.name
 
 
 def test_only_the_api_and_the_jaeger_ui_are_published(services: dict[str, dict[str, Any]]) -> None:
     assert {name for name, service in services.items() if service.get("ports")} == PUBLISHERS
-    assert services["orchestrator"]["ports"] == ["${WAYPOINT_PORT:-8000}:8000"]
+    # On loopback unless the caller says otherwise.
+    assert services["orchestrator"]["ports"] == [
+        "${WAYPOINT_PUBLISH_ADDRESS:-127.0.0.1}:${WAYPOINT_PORT:-8000}:8000"
+    ]
     assert all(str(port).endswith(":16686") for port in services["jaeger"]["ports"])
 
 

@@ -45,6 +45,35 @@ class TripIdSpanProcessor(SpanProcessor):
         return None
 
 
+# The Redis instrumentation names a pipeline's span after every command in it ("GET GET GET …",
+# hundreds of characters); span names should be low-cardinality and short.
+MAX_SPAN_NAME_WORDS = 3
+
+
+def bounded_name(name: str) -> str:
+    """A pipeline span's name as its distinct commands, the first few: `MULTI HSET EXPIRE +2`."""
+    words = list(dict.fromkeys(name.split()))
+    if len(words) <= MAX_SPAN_NAME_WORDS and len(name) <= 64:
+        return name
+    shown = " ".join(w[:20] for w in words[:MAX_SPAN_NAME_WORDS])
+    more = len(words) - MAX_SPAN_NAME_WORDS
+    return f"{shown} +{more}" if more > 0 else shown
+
+
+class BoundedSpanNames(SpanProcessor):
+    """Shortens the Redis instrumentation's pipeline span names as the spans start."""
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name.startswith("opentelemetry.instrumentation.redis"):
+            shorter = bounded_name(span.name)
+            if shorter != span.name:
+                span.update_name(shorter)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+
 @contextlib.contextmanager
 def trip_context(trip_id: str, traceparent: str | None = None) -> Iterator[None]:
     """Within this block, spans carry the trip id and it travels as baggage to other services.
@@ -129,6 +158,7 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
     resource = Resource.create({"service.name": service_name, "service.namespace": "waypoint"})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(TripIdSpanProcessor())
+    tracer_provider.add_span_processor(BoundedSpanNames())
     readers: list[MetricReader] = []
     if settings.otel_endpoint:
         base = settings.otel_endpoint.rstrip("/")
