@@ -166,8 +166,13 @@ class ServiceProcess:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
+    def host(self) -> str:
+        """The loopback address it listens on (127.0.0.1 unless its `WAYPOINT_HOST` says otherwise)."""
+        return self.env.get("WAYPOINT_HOST", "127.0.0.1")
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def mcp_url(self) -> str:

@@ -34,6 +34,7 @@ from waypoint_orchestrator.llm.reading import ModelReader
 from waypoint_orchestrator.llm.tools import ModelTools
 from waypoint_orchestrator.pipeline import TripRunner
 from waypoint_orchestrator.quotas import RequestRate, SpendLedger, WaitSlots
+from waypoint_orchestrator.replicas import Resolver
 from waypoint_orchestrator.settings import OrchestratorSettings
 from waypoint_orchestrator.store import TripStore
 from waypoint_orchestrator.toolclient import ToolClient
@@ -74,6 +75,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.tool_timeout_seconds
 
+        resolver = Resolver(settings.tool_hosts_file)
+
         def tool_client(server: str, url: object) -> ToolClient:
             return ToolClient(
                 server,
@@ -84,6 +87,9 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 retry_ratio=settings.retry_budget_ratio,
                 retry_floor=settings.retry_budget_per_second,
                 token=settings.service_token,
+                resolver=resolver,
+                resolve_every=settings.tool_resolve_seconds,
+                eject_for=settings.tool_eject_seconds,
             )
 
         clients = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
@@ -40,6 +41,15 @@ class OrchestratorSettings(ServiceSettings):
     )
     retry_budget_per_second: float = Field(
         2, ge=0, le=1000, description="Retries allowed a second regardless."
+    )
+    tool_resolve_seconds: float = Field(
+        5, gt=0, le=300, description="How often a tool server's name is resolved again (its replicas)."
+    )
+    tool_eject_seconds: float = Field(
+        10, gt=0, le=600, description="How long a replica that could not be reached gets no calls."
+    )
+    tool_hosts_file: Path | None = Field(
+        None, description="A hosts file (`address name...` lines) read instead of DNS for tool servers."
     )
     search_cache_seconds: float = Field(
         900,
