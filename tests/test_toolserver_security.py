@@ -525,6 +525,10 @@ async def _stream_body(
             writer.write(frame)
             await asyncio.wait_for(writer.drain(), timeout=5)
             sent += chunk
+            # Let the reader take in an answer before writing more: data written after the
+            # server's answer and close makes its kernel reset the connection, and a reset can
+            # discard the answer before it is read.
+            await asyncio.sleep(0)
     except (ConnectionError, TimeoutError):
         pass  # the server stopped reading: the answer is what matters
     try:
