@@ -81,7 +81,7 @@ class TripLimits(BaseModel):
         None, description="Tool call attempts, retries included."
     )
     max_tokens: Annotated[int, Field(ge=0), NumberCheck] | None = Field(
-        None, description="Language-model tokens (none are used by default)."
+        None, description="Language-model tokens (used only when a model is configured)."
     )
     max_wall_seconds: Annotated[float, Field(gt=0), NumberCheck] | None = Field(
         None, description="Time from the start of planning."
