@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -59,6 +59,22 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{what} not ready after {timeout}s")
+
+
+def _poll(check: Callable[[], bool], timeout: float) -> bool:
+    """Ask `check` every 0.1 s until it says yes (True) or `timeout` passes (False). A failed
+    check is "not yet", except a `RuntimeError`: the process is gone, and waiting is over."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except RuntimeError:
+            raise
+        except Exception:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def _stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
@@ -128,17 +144,8 @@ class RedisServer:
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if pong():
-                    return
-            except RuntimeError:
-                raise
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout}s")
+        if not _poll(pong, timeout):
+            raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout}s")
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL): what a crashed or unplugged Redis looks like to its clients."""
@@ -215,17 +222,10 @@ class ServiceProcess:
                 raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
             return httpx2.get(f"{self.base_url}/readyz", timeout=1).status_code == 200
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if ready():
-                    return
-            except RuntimeError:
-                raise
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        if not _poll(ready, timeout):
+            raise TimeoutError(
+                f"{self.name} not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}"
+            )
 
     def stop(self, grace: float = 10) -> None:
         _stop_process(self.proc, grace)

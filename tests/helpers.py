@@ -49,6 +49,20 @@ SETTLED_STATUSES = frozenset(
 )
 
 
+def plan_and_wait(service: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a trip with `Prefer: wait=60`: the trip as it settled (it has a termination)."""
+    response = httpx2.post(
+        f"{service.base_url}/v1/trips",
+        json=body,
+        headers=api_headers(service, {"Prefer": "wait=60"}),
+        timeout=90,
+    )
+    assert response.status_code == 200, response.text
+    trip: dict[str, Any] = response.json()
+    assert trip["termination"] is not None, trip["status"]
+    return trip
+
+
 def get_trip(service: ServiceProcess, trip_id: str) -> dict[str, Any]:
     response = httpx2.get(f"{service.base_url}/v1/trips/{trip_id}", headers=api_headers(service), timeout=10)
     response.raise_for_status()

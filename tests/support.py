@@ -6,7 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -27,7 +27,7 @@ from bench.harness import ServiceProcess as ServiceProcess
 from bench.harness import free_port as free_port
 from bench.harness import wait_until as wait_until
 from waypoint_common import keys
-from waypoint_common.fleet import create_api_key
+from waypoint_common.fleet import TOOL_SERVERS, create_api_key
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,23 @@ def structured(result: CallToolResult) -> dict[str, Any]:
 def error_text(result: CallToolResult) -> str:
     assert result.is_error, f"expected a tool error, got {result.structured_content}"
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+@contextlib.contextmanager
+def own_tool_servers(harness: Harness, **env: str) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
+    """A Redis and the four tool servers of a module's own (the calls they count are that
+    module's only), ready; stopped on the way out."""
+    redis = harness.redis()
+    started = {
+        spec.name: harness.spawn(spec.command, {"REDIS_URL": redis.url, **env}) for spec in TOOL_SERVERS
+    }
+    try:
+        harness.wait_ready(*started.values())
+        yield redis, started
+    finally:
+        for service in started.values():
+            service.stop()
+        redis.stop()
 
 
 def orchestrator_env(

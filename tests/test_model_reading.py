@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2
 import pytest
 from redis.asyncio import Redis
 
 from bench.fakellm import FakeModel, Garbage, Hang, Reply, Status
-from tests.helpers import month_ahead, service_today
+from tests.helpers import month_ahead, plan_and_wait, service_today
 from tests.otlp import OtlpReceiver, latest_points, spans_of_trace
-from tests.support import Harness, ServiceProcess, api_headers, free_port, orchestrator_env
+from tests.support import Harness, ServiceProcess, free_port, orchestrator_env
 from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.llm.client import ModelClient, ModelUnavailable
 from waypoint_orchestrator.models import Limits
@@ -99,26 +98,13 @@ def well_behaved(fake: FakeModel) -> None:
     fake.script()
 
 
-def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips",
-        json=body,
-        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
-        timeout=90,
-    )
-    assert response.status_code == 200, response.text
-    trip: dict[str, Any] = response.json()
-    assert trip["termination"] is not None, trip["status"]
-    return trip
-
-
 def test_the_model_reads_the_patagonia_trip_and_its_tokens_are_charged_and_traced(
     orchestrator: ServiceProcess, fake: FakeModel, receiver: OtlpReceiver
 ) -> None:
     query, tenth = query_and_dates()
     model_start = tenth + dt.timedelta(days=2)  # not what the rules read: the model's reading is used
     fake.default = Reply(content=reading(model_start), input_tokens=800, output_tokens=150)
-    trip = plan(orchestrator, {"query": query})
+    trip = plan_and_wait(orchestrator, {"query": query})
 
     assert trip["status"] == "planned", trip["termination"]
     assert trip["decision"]["read_by"] == "model"
@@ -183,7 +169,7 @@ def test_an_invalid_reading_gets_one_repair_round_with_the_errors(
         Reply(content={**good, "days": 500}, input_tokens=300, output_tokens=60),
         Reply(content=good, input_tokens=400, output_tokens=60),
     )
-    trip = plan(orchestrator, {"query": query})
+    trip = plan_and_wait(orchestrator, {"query": query})
     assert trip["decision"]["read_by"] == "model"
     assert trip["resolved"]["start_date"] == good["start_date"]
     assert trip["usage"]["used"]["tokens"] == 820  # both rounds
@@ -199,7 +185,7 @@ def test_an_answer_invalid_twice_leaves_the_query_to_the_rules(
 ) -> None:
     query, tenth = query_and_dates()
     fake.script(Reply(content="Sure! Here is the trip: Patagonia."), Reply(content={"travelers": 0}))
-    trip = plan(orchestrator, {"query": query})
+    trip = plan_and_wait(orchestrator, {"query": query})
     assert len(fake.received()) == 2
     assert trip["decision"]["read_by"] == "rules"
     assert trip["resolved"]["start_date"] == tenth.isoformat()
@@ -226,7 +212,7 @@ def test_a_model_that_fails_leaves_the_query_to_the_rules_and_the_trip_goes_on(
     read the query, the trip says so, and it is planned as it would be without a model."""
     query, tenth = query_and_dates()
     fake.script(*behaviours)
-    trip = plan(orchestrator, {"query": query})
+    trip = plan_and_wait(orchestrator, {"query": query})
     assert len(fake.received()) == requests
     assert trip["decision"]["read_by"] == "rules"
     assert trip["resolved"]["start_date"] == tenth.isoformat()
@@ -241,7 +227,7 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
     query, _ = query_and_dates()
     fake.script(Status(429, retry_after=1))
     started = time.monotonic()
-    trip = plan(orchestrator, {"query": query})
+    trip = plan_and_wait(orchestrator, {"query": query})
     assert trip["decision"]["read_by"] == "model"
     assert len(fake.received()) == 2
     assert time.monotonic() - started >= 1.0
@@ -251,7 +237,7 @@ def test_a_token_budget_too_small_for_a_call_ends_the_trip_before_the_call(
     orchestrator: ServiceProcess, fake: FakeModel
 ) -> None:
     query, _ = query_and_dates()
-    trip = plan(orchestrator, {"query": query, "limits": {"max_tokens": 100}})
+    trip = plan_and_wait(orchestrator, {"query": query, "limits": {"max_tokens": 100}})
     assert fake.received() == []
     assert trip["status"] == "failed"
     assert trip["termination"]["reason"] == "budget_exhausted"
@@ -266,7 +252,7 @@ def test_the_usage_a_model_reports_is_charged_and_stops_the_next_call(
     reservation no longer fits, so the trip stops `budget_exhausted` instead of calling again."""
     query, tenth = query_and_dates()
     fake.script(Reply(content={"travelers": 0}, input_tokens=18_000, output_tokens=500))
-    trip = plan(orchestrator, {"query": query, "limits": {"max_tokens": 20_000}})
+    trip = plan_and_wait(orchestrator, {"query": query, "limits": {"max_tokens": 20_000}})
     assert len(fake.received()) == 1
     assert trip["usage"]["used"]["tokens"] == 18_500
     assert trip["status"] == "failed"

@@ -9,14 +9,18 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx2
 import pytest
 
 from bench.fakellm import Behaviour, FakeModel, Reply
-from tests.helpers import month_ahead
-from tests.support import Harness, RedisServer, ServiceProcess, api_headers, orchestrator_env
+from tests.helpers import month_ahead, plan_and_wait
+from tests.support import (
+    Harness,
+    RedisServer,
+    ServiceProcess,
+    orchestrator_env,
+    own_tool_servers,
+)
 
-TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 QUERY = "4-day hiking trip to Patagonia from Seattle in {month} with one fancy dinner, under $3000 for two"
 Turn = Callable[[int, dict[str, Any]], Behaviour]
 
@@ -35,13 +39,8 @@ def calls(*tool_calls: dict[str, Any]) -> Reply:
 
 @pytest.fixture(scope="module")
 def fleet(harness: Harness) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
-    redis = harness.redis()
-    started = {name: harness.spawn(name, {"REDIS_URL": redis.url}) for name in TOOL_SERVERS}
-    harness.wait_ready(*started.values())
-    yield redis, started
-    for service in started.values():
-        service.stop()
-    redis.stop()
+    with own_tool_servers(harness) as fleet:
+        yield fleet
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +128,6 @@ def counts(servers: dict[str, ServiceProcess]) -> dict[str, int]:
     return total
 
 
-def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips",
-        json=body,
-        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
-        timeout=90,
-    )
-    assert response.status_code == 200, response.text
-    trip: dict[str, Any] = response.json()
-    assert trip["termination"] is not None, trip["status"]
-    return trip
-
-
 def tool_messages(request: dict[str, Any]) -> list[str]:
     return [str(m["content"]) for m in request["messages"] if m["role"] == "tool"]
 
@@ -167,7 +153,7 @@ def test_only_read_only_tools_are_offered_and_every_call_is_checked_before_it_is
 
     seen = script(fake, dining)
     before = counts(servers)
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     after = counts(servers)
 
     assert trip["status"] == "planned", trip["termination"]
@@ -205,7 +191,7 @@ def test_instructions_in_tool_output_lead_to_no_write(
 
     seen = script(fake, dining)
     before = counts(servers)
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     after = counts(servers)
 
     assert trip["status"] == "planned", trip["termination"]
@@ -242,7 +228,7 @@ def test_a_restaurant_named_with_instructions_is_shown_as_a_name_and_changes_not
     try:
         seen = script(fake, dining)
         before = counts(servers)
-        trip = plan(orchestrator, {"query": query()})
+        trip = plan_and_wait(orchestrator, {"query": query()})
         after = counts(servers)
     finally:
         restaurants.admin("PUT", "/admin/faults", {})
@@ -259,7 +245,7 @@ def test_a_model_that_keeps_calling_tools_is_stopped_by_the_turn_bound(
     orchestrator: ServiceProcess, fake: FakeModel
 ) -> None:
     seen = script(fake, lambda turn, brief: calls(call("search_restaurants", brief["arguments"], turn)))
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     assert len(seen) == 4  # MAX_TURNS
     assert trip["status"] == "planned", trip["termination"]
     assert len(trip["itinerary"]["dinners"]) == 1
@@ -276,7 +262,7 @@ def test_a_model_that_makes_no_usable_call_leaves_the_search_to_the_specialist(
             else Reply(content="Here are restaurants in Paris.")
         ),
     )
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     assert len(seen) == 2
     assert trip["status"] == "planned", trip["termination"]
     assert any("made no usable search_restaurants call" in w for w in trip["warnings"]), trip["warnings"]
@@ -291,7 +277,7 @@ def test_the_tool_call_budget_bounds_the_models_calls(orchestrator: ServiceProce
             *(call("search_restaurants", brief["arguments"], 10 * turn + n) for n in range(4))
         ),
     )
-    trip = plan(orchestrator, {"query": query(), "limits": {"max_tool_calls": 6}})
+    trip = plan_and_wait(orchestrator, {"query": query(), "limits": {"max_tool_calls": 6}})
     assert trip["termination"]["reason"] == "budget_exhausted"
     assert trip["termination"]["detail"].startswith("tool_calls: 6 of 6")
     assert trip["usage"]["used"]["tool_calls"] == 6
@@ -305,7 +291,7 @@ def test_a_narrative_that_keeps_to_the_itinerary_is_the_trips(
     orchestrator: ServiceProcess, fake: FakeModel
 ) -> None:
     script(fake, searched_alone)
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     itinerary = trip["itinerary"]
     assert itinerary["narrative_by"] == "model"
     assert itinerary["narrative"] == faithful(itinerary)
@@ -313,7 +299,7 @@ def test_a_narrative_that_keeps_to_the_itinerary_is_the_trips(
 
 def test_a_narrative_that_invents_a_price_is_not_used(orchestrator: ServiceProcess, fake: FakeModel) -> None:
     script(fake, searched_alone, lambda itinerary: faithful(itinerary) + " Dinner is only $12 each!")
-    trip = plan(orchestrator, {"query": query()})
+    trip = plan_and_wait(orchestrator, {"query": query()})
     itinerary = trip["itinerary"]
     assert itinerary["narrative_by"] == "template"
     assert itinerary["narrative"] == itinerary["summary"]

@@ -30,24 +30,19 @@ from tests.support import (
     api_headers,
     bookings_of,
     orchestrator_env,
+    own_tool_servers,
     read_sse,
     wait_until,
 )
 from waypoint_orchestrator.jobs import GROUP, STREAM
 
-TOOL_SERVERS = ("mcp-flights", "mcp-hotels", "mcp-weather", "mcp-restaurants")
 LEASE_SECONDS = "2"
 
 
 @pytest.fixture(scope="module")
 def tools(harness: Harness) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
-    redis = harness.redis()
-    started = {name: harness.spawn(name, {"REDIS_URL": redis.url}) for name in TOOL_SERVERS}
-    harness.wait_ready(*started.values())
-    yield redis, started
-    for service in started.values():
-        service.stop()
-    redis.stop()
+    with own_tool_servers(harness) as fleet:
+        yield fleet
 
 
 @pytest.fixture

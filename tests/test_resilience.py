@@ -13,8 +13,16 @@ import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.helpers import days_ahead, spoken
-from tests.support import Harness, RedisServer, ServiceProcess, api_headers, free_port, orchestrator_env
+from tests.helpers import days_ahead, plan_and_wait, spoken
+from tests.support import (
+    Harness,
+    RedisServer,
+    ServiceProcess,
+    api_headers,
+    free_port,
+    orchestrator_env,
+    own_tool_servers,
+)
 from waypoint_common.errors import CircuitOpen
 from waypoint_common.resilience import CircuitBreaker, RetryBudget
 from waypoint_orchestrator.budgets import BudgetExhausted, BudgetLedger
@@ -34,13 +42,8 @@ def when(n: int) -> str:
 def tools(harness: Harness) -> Iterator[tuple[RedisServer, dict[str, ServiceProcess]]]:
     """Tool servers of this module's own on a Redis of its own: the calls they count are this
     module's only (no trip another test left running reaches them)."""
-    redis = harness.redis()
-    started = {name: harness.spawn(name, {"REDIS_URL": redis.url}) for name in TOOL_SERVERS}
-    harness.wait_ready(*started.values())
-    yield redis, started
-    for service in started.values():
-        service.stop()
-    redis.stop()
+    with own_tool_servers(harness) as fleet:
+        yield fleet
 
 
 @pytest.fixture
@@ -73,18 +76,6 @@ def no_faults(tools: tuple[RedisServer, dict[str, ServiceProcess]]) -> Iterator[
         service.admin("PUT", "/admin/throttle", {"next": 0})
 
 
-def plan(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips",
-        json=body,
-        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
-        timeout=90,
-    )
-    assert response.status_code == 200, response.text
-    trip: dict[str, Any] = response.json()
-    return trip
-
-
 def calls(server: ServiceProcess, tool: str) -> int:
     return int(server.admin("GET", "/admin/stats")["calls"].get(tool, 0))
 
@@ -101,14 +92,14 @@ def test_a_tool_error_is_not_retried_and_a_timeout_is(
 
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
     before = calls(weather, "get_forecast")
-    rejected = plan(orchestrator, {"query": FULL_TRIP.format(day=when(1))})
+    rejected = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(1))})
     assert calls(weather, "get_forecast") - before == 1
     assert step(rejected, "get_forecast")["attempts"] == 1
     assert "injected rejection" in step(rejected, "get_forecast")["error"]
 
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"hang_rate": 1.0, "hang_seconds": 3}})
     before = calls(weather, "get_forecast")
-    timed_out = plan(orchestrator, {"query": FULL_TRIP.format(day=when(2))})
+    timed_out = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(2))})
     assert calls(weather, "get_forecast") - before == 3
     assert step(timed_out, "get_forecast")["attempts"] == 3
 
@@ -120,11 +111,11 @@ def test_the_breaker_opens_fails_fast_and_closes_after_the_cooldown(
     weather = tools["mcp-weather"]
     weather.admin("PUT", "/admin/faults", {"get_forecast": {"error_rate": 1.0}})
     before = calls(weather, "get_forecast")
-    first = plan(orchestrator, {"query": FULL_TRIP.format(day=when(3))})
+    first = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(3))})
     assert calls(weather, "get_forecast") - before == 3  # three tries, the third opens the breaker
     assert first["status"] == "partial"
 
-    second = plan(orchestrator, {"query": FULL_TRIP.format(day=when(4))})
+    second = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(4))})
     assert calls(weather, "get_forecast") - before == 3, "fail-fast calls reached the server"
     assert "circuit open" in step(second, "get_forecast")["error"]
     assert second["status"] == "partial"
@@ -134,14 +125,14 @@ def test_the_breaker_opens_fails_fast_and_closes_after_the_cooldown(
     # then one probe goes through and closes the breaker.
     deadline = time.monotonic() + 60
     n = 100
-    third = plan(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
+    third = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
     while third["status"] != "planned":
         assert "circuit open" in step(third, "get_forecast")["error"], third["warnings"]
         assert calls(weather, "get_forecast") - before == 3, "fail-fast calls reached the server"
         assert time.monotonic() < deadline, "the breaker never let a probe through"
         time.sleep(0.2)
         n += 1
-        third = plan(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
+        third = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(n))})
     assert calls(weather, "get_forecast") - before == 4  # the probe went through and closed it
 
 
@@ -150,7 +141,9 @@ def test_a_tool_call_budget_stops_the_trip_after_exactly_that_many_calls(
 ) -> None:
     orchestrator, tools = resilient
     before = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(5)), "limits": {"max_tool_calls": 3}})
+    trip = plan_and_wait(
+        orchestrator, {"query": FULL_TRIP.format(day=when(5)), "limits": {"max_tool_calls": 3}}
+    )
     after = sum(sum(tools[n].admin("GET", "/admin/stats")["calls"].values()) for n in TOOL_SERVERS)
     assert after - before == 3
     assert trip["termination"]["reason"] == "budget_exhausted"
@@ -179,7 +172,9 @@ def test_a_wall_time_budget_stops_a_slow_trip(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-hotels"].admin("PUT", "/admin/faults", {"search_hotels": {"latency_ms": 800}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(7)), "limits": {"max_wall_seconds": 0.5}})
+    trip = plan_and_wait(
+        orchestrator, {"query": FULL_TRIP.format(day=when(7)), "limits": {"max_wall_seconds": 0.5}}
+    )
     assert trip["termination"]["reason"] == "budget_exhausted"
     assert trip["termination"]["detail"].startswith("wall_time")
 
@@ -189,7 +184,7 @@ def test_without_weather_the_trip_is_partial_with_a_complete_plan(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(8))})
+    trip = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(8))})
     assert trip["status"] == "partial"
     itinerary = trip["itinerary"]
     assert itinerary["flight"]
@@ -204,7 +199,7 @@ def test_without_restaurants_the_trip_is_partial_without_the_dinner(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-restaurants"].admin("PUT", "/admin/faults", {"search_restaurants": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(9))})
+    trip = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(9))})
     assert trip["status"] == "partial"
     itinerary = trip["itinerary"]
     assert itinerary["flight"]
@@ -220,7 +215,7 @@ def test_without_flights_the_trip_fails_with_the_reason(
 ) -> None:
     orchestrator, tools = resilient
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"reject_rate": 1.0}})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(10))})
+    trip = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(10))})
     assert trip["status"] == "failed"
     assert "search_flights" in trip["termination"]["detail"]
     assert trip["itinerary"] is None
@@ -296,11 +291,11 @@ def test_a_stale_answer_stands_in_for_a_server_that_is_down(
 ) -> None:
     orchestrator, tools = resilient
     query = {"query": FULL_TRIP.format(day=when(11))}
-    fresh = plan(orchestrator, query)
+    fresh = plan_and_wait(orchestrator, query)
     assert fresh["status"] == "planned"
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
     try:
-        degraded = plan(orchestrator, query)
+        degraded = plan_and_wait(orchestrator, query)
     finally:
         tools["mcp-flights"].admin("PUT", "/admin/faults", {})
     assert degraded["status"] == "partial"
@@ -313,7 +308,7 @@ def test_a_stale_answer_stands_in_for_a_server_that_is_down(
     # Essential data that was never cached still ends the trip rather than being made up.
     tools["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"error_rate": 1.0}})
     try:
-        never_seen = plan(orchestrator, {"query": FULL_TRIP.format(day=when(12))})
+        never_seen = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(12))})
     finally:
         tools["mcp-flights"].admin("PUT", "/admin/faults", {})
     assert never_seen["status"] == "failed"
@@ -325,10 +320,10 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(
     orchestrator, tools = resilient
     flights = tools["mcp-flights"]
     # Connected first: a throttled connection handshake is a different story (the client falls back).
-    assert plan(orchestrator, {"query": FULL_TRIP.format(day=when(13))})["status"] == "planned"
+    assert plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(13))})["status"] == "planned"
     before = calls(flights, "search_flights")
     flights.admin("PUT", "/admin/throttle", {"next": 1, "retry_after": 1.5})
-    trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(14))})
+    trip = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(14))})
     assert trip["status"] == "planned"
     search = step(trip, "search_flights")
     assert search["attempts"] == 2
@@ -350,7 +345,7 @@ def test_a_server_that_cannot_be_reached_is_named_without_its_address(
     env = orchestrator_env(redis.url, servers, WAYPOINT_TOOL_ATTEMPTS="2", MCP_WEATHER_URL=unreachable)
     orchestrator = harness.start("waypoint-orchestrator", env)
     try:
-        trip = plan(orchestrator, {"query": FULL_TRIP.format(day=when(15))})
+        trip = plan_and_wait(orchestrator, {"query": FULL_TRIP.format(day=when(15))})
     finally:
         orchestrator.stop()
     assert trip["status"] == "partial", trip["termination"]

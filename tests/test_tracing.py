@@ -26,6 +26,7 @@ from tests.support import (
     api_headers,
     free_port,
     orchestrator_env,
+    own_tool_servers,
     suite_key,
     wait_until,
 )
@@ -41,16 +42,16 @@ def traced(harness: Harness) -> Iterator[tuple[OtlpReceiver, dict[str, ServicePr
     """A fleet of its own (own Redis, own tool servers) exporting telemetry to the receiver."""
     receiver = OtlpReceiver()
     receiver.start()
-    redis = harness.redis()
     telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "500"}
-    tools = {name: harness.spawn(name, {"REDIS_URL": redis.url, **telemetry}) for name in TOOL_SERVERS}
-    harness.wait_ready(*tools.values())
-    orchestrator = harness.start("waypoint-orchestrator", orchestrator_env(redis.url, tools, **telemetry))
-    yield receiver, {**tools, "orchestrator": orchestrator}
-    for service in (orchestrator, *tools.values()):
-        service.stop()
-    redis.stop()
-    receiver.stop()
+    try:
+        with own_tool_servers(harness, **telemetry) as (redis, tools):
+            orchestrator = harness.start(
+                "waypoint-orchestrator", orchestrator_env(redis.url, tools, **telemetry)
+            )
+            yield receiver, {**tools, "orchestrator": orchestrator}
+            orchestrator.stop()
+    finally:
+        receiver.stop()
 
 
 def book(orchestrator: ServiceProcess, query: str, **headers: str) -> dict[str, Any]:

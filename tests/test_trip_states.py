@@ -8,11 +8,11 @@ import itertools
 import uuid
 from typing import Any, get_args
 
-import httpx2
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import ServiceProcess, api_headers
+from tests.helpers import plan_and_wait
+from tests.support import ServiceProcess
 from waypoint_orchestrator import states
 from waypoint_orchestrator.models import SETTLED_STATUSES, BookingRecord, Trip, TripRequest, TripStatus
 from waypoint_orchestrator.store import TripStore, now
@@ -122,18 +122,6 @@ async def test_the_store_refuses_an_illegal_change_and_keeps_the_trip(redis: Red
         await store.create(trip_in("planned"), ("trip.accepted", {}))
 
 
-def _settled(orchestrator: ServiceProcess, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx2.post(
-        f"{orchestrator.base_url}/v1/trips",
-        json=body,
-        headers=api_headers(orchestrator, {"Prefer": "wait=60"}),
-        timeout=90,
-    )
-    assert response.status_code == 200, response.text
-    trip: dict[str, Any] = response.json()
-    return trip
-
-
 @pytest.mark.parametrize(
     ("body", "note"),
     [
@@ -149,7 +137,7 @@ def test_a_trip_whose_notes_start_with_no_is_planned_not_partial(
     orchestrator: ServiceProcess, body: dict[str, Any], note: str
 ) -> None:
     start = dt.date.today() + dt.timedelta(days=40)
-    trip = _settled(orchestrator, {**body, "start_date": start.isoformat(), "budget": {"amount": 5000}})
+    trip = plan_and_wait(orchestrator, {**body, "start_date": start.isoformat(), "budget": {"amount": 5000}})
     assert any(w.startswith(note) for w in trip["warnings"]), trip["warnings"]
     assert [s["status"] for s in trip["steps"]] == ["succeeded"] * len(trip["steps"])
     assert not any(s["degraded"] for s in trip["steps"])

@@ -335,8 +335,7 @@ class ToolClient:
             client = await replica.connection.get()
             return await request(client)
         except _Unreachable:
-            replica.ejected_until = time.monotonic() + self._eject_for
-            REPLICA_EJECTIONS.add(1, {"server.name": self.server})
+            self._eject(replica)
             raise
         except MCPError as exc:
             # JSON-RPC errors are the server's or the transport's trouble (internal error,
@@ -350,13 +349,17 @@ class ToolClient:
         except Exception as exc:
             # The connection is gone (refused, reset, read timeout): reconnect on the next call,
             # and send the next calls elsewhere for a while (an outlier).
-            replica.ejected_until = time.monotonic() + self._eject_for
-            REPLICA_EJECTIONS.add(1, {"server.name": self.server})
+            self._eject(replica)
             await replica.connection.reset()
             log.warning("transport failure calling %s on %s: %r", what, self.server, exc)
             raise ToolUnavailable(self.server, what, f"transport failure ({_kind(exc)})") from exc
         finally:
             replica.in_flight -= 1
+
+    def _eject(self, replica: _Replica) -> None:
+        """No calls to this replica for a while (unless every replica is ejected)."""
+        replica.ejected_until = time.monotonic() + self._eject_for
+        REPLICA_EJECTIONS.add(1, {"server.name": self.server})
 
     async def aclose(self) -> None:
         for replica in list(self._replicas.values()):
