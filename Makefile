@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup redis-server run test lint typecheck compose-check pytest bench chaos clean
+.PHONY: help setup redis-server chromium run test lint typecheck compose-check pytest bench chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,14 @@ redis-server: ## Make sure redis-server is installed (apt-get, dnf or brew when 
 	else echo "install redis-server, or set REDIS_URL for make run" >&2; exit 1; fi; \
 	command -v redis-server >/dev/null
 
+chromium: ## Make sure Debian's chromium is installed for the browser test (apt-get when it is not)
+	@command -v chromium >/dev/null && exit 0; \
+	echo "chromium not found; installing it"; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	if command -v apt-get >/dev/null; then $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	else echo "install chromium (the browser test drives /usr/bin/chromium, or CHROMIUM=<path>)" >&2; exit 1; fi; \
+	command -v chromium >/dev/null
+
 run: setup ## Start Redis, the four tool servers and the orchestrator on 127.0.0.1 (Ctrl-C stops all)
 	@if [ -z "$$REDIS_URL" ]; then $(MAKE) --no-print-directory redis-server; fi
 	$(RUN) waypoint-fleet
@@ -44,7 +52,7 @@ typecheck: setup ## mypy --strict over every package and the tests
 compose-check: setup ## Validate compose.yaml against the compose spec
 	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
-pytest: setup redis-server ## The test suite (starts its own redis-server and services)
+pytest: setup redis-server chromium ## The test suite (starts its own redis-server, services and a headless chromium)
 	$(RUN) pytest
 
 test: lint typecheck compose-check pytest ## Everything CI runs: lint, type check, compose check, tests
