@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup redis-server chromium run test lint typecheck compose-check pytest bench chaos clean
+.PHONY: help setup redis-server chromium run test lint typecheck compose-check pytest compose-fleet bench chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,7 +55,10 @@ compose-check: setup ## Validate compose.yaml against the compose spec
 pytest: setup redis-server chromium ## The test suite (starts its own redis-server, services and a headless chromium)
 	$(RUN) pytest
 
-test: lint typecheck compose-check pytest ## Everything CI runs: lint, type check, compose check, tests
+compose-fleet: setup ## The compose fleet built and run in a Docker engine (skipped without one, fails under CI=true)
+	$(RUN) pytest -m engine
+
+test: lint typecheck compose-check pytest compose-fleet ## Everything CI runs: lint, type check, compose check, tests, the compose fleet
 
 bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
