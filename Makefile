@@ -60,10 +60,11 @@ compose-fleet: setup ## The compose fleet built and run in a Docker engine (skip
 
 test: lint typecheck compose-check pytest compose-fleet ## Everything CI runs: lint, type check, compose check, tests, the compose fleet
 
-bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood (127.0.0.1 only)
+bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood, 1 vs 2 replicas (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
 	$(RUN) python -m bench.extraction
 	$(RUN) python -m bench.edge_flood
+	$(RUN) python -m bench.replicas
 
 TRIPS ?= 1000
 chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)

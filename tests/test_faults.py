@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -104,6 +105,22 @@ async def test_latency_and_hang(faulty_flights: ServiceProcess, redis: Redis) ->
             )
         assert "timed out" in str(raised.value).lower() or raised.value.error.code == -32001
     assert [k async for k in redis.scan_iter(match=keys.booking(f"flight:{offer['offer_id']}", "*"))] == []
+
+
+async def test_service_time_makes_concurrent_calls_queue(faulty_flights: ServiceProcess) -> None:
+    """`service_ms`: one call at a time per process. Eight concurrent calls of 100 ms each take at
+    least 800 ms together (without the slot they would overlap and take about 100 ms); a lower
+    bound, so a slow machine cannot fail it."""
+    faulty_flights.admin("PUT", "/admin/faults", {"search_flights": {"service_ms": 100}})
+    try:
+        async with mcp_client(faulty_flights.mcp_url, read_timeout=10.0) as client:
+            started = time.monotonic()
+            results = await asyncio.gather(*(client.call_tool("search_flights", SEARCH) for _ in range(8)))
+            elapsed = time.monotonic() - started
+        assert all(not r.is_error for r in results)
+        assert elapsed >= 0.8
+    finally:
+        faulty_flights.admin("PUT", "/admin/faults", {})
 
 
 async def test_admin_refuses_a_bad_plan(faulty_flights: ServiceProcess) -> None:
