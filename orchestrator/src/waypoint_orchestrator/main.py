@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from waypoint_common.bodylimit import BodyLimitMiddleware
 from waypoint_common.cache import ResultCache
 from waypoint_common.connections import connect_redis, redis_ready
-from waypoint_orchestrator import problems
+from waypoint_orchestrator import problems, web
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import RetrySettings
 from waypoint_orchestrator.agents.dining import DiningAgent
@@ -38,6 +38,7 @@ from waypoint_orchestrator.replicas import Resolver
 from waypoint_orchestrator.settings import OrchestratorSettings
 from waypoint_orchestrator.store import TripStore
 from waypoint_orchestrator.toolclient import ToolClient
+from waypoint_orchestrator.web import SecurityHeaders
 from waypoint_orchestrator.worker import WorkerPool, worker_name
 
 SERVICE = "orchestrator"
@@ -145,8 +146,10 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     app.state.gatekeeper = gatekeeper
     problems.install(app)
     app.include_router(trips.router)
+    web.install(app)
     app.add_middleware(RateLimitHeaders)
-    # Outermost: an oversized body is refused while it streams in, before anything parses it.
+    # Outside all but the headers: an oversized body is refused while it streams in, before anything
+    # parses it.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -158,6 +161,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             str(scope.get("path", "")),
         ),
     )
+    # Around everything (it only adds headers): nosniff on every answer, the page's policy on the page.
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:
         """The OpenAPI document, with this server's budget caps as the limits' maxima."""
@@ -181,7 +186,9 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             return JSONResponse({"status": "ready", "service": SERVICE})
         return JSONResponse({"status": "unavailable", "reason": "redis unreachable"}, status_code=503)
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,/static/", exclude_spans=["receive", "send"]
+    )
     return app
 
 
