@@ -167,7 +167,7 @@ def fleet(harness: Harness) -> Iterator[ComposeFleet]:
         # Every exit path: a failed build, a failed assertion, an interrupt.
         down = subprocess.run(
             ["docker", "compose", "--project-directory", str(ROOT), "-p", project, "down", "-v",
-             "--remove-orphans", "--timeout", "10"],
+             "--rmi", "local", "--remove-orphans", "--timeout", "10"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         print(f"compose down -v: exit {down.returncode}")
