@@ -345,7 +345,15 @@ def test_the_patagonia_trip_is_planned_and_booked_from_the_page(
         shoot(browser_page, shots / "booked.png")
         wanted = os.environ.get("WAYPOINT_PAGE_SCREENSHOT")
         if wanted:
-            browser_page.screenshot(path=wanted, full_page=True)
+            # For the README: from the top to the bookings and the first few events.
+            bottom = browser_page.evaluate(
+                "document.querySelector('#progress li:nth-child(6)').getBoundingClientRect().bottom + scrollY"
+            )
+            browser_page.screenshot(
+                path=wanted,
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": DESKTOP["width"], "height": bottom + 16},
+            )
 
         # On a phone: the same page, nothing wider than the screen.
         browser_page.set_viewport_size(PHONE)
