@@ -12,7 +12,9 @@ Every service gets the service token (the credential tool servers require of the
 as a file, `WAYPOINT_SERVICE_TOKEN_FILE`, as compose does with its secret: the caller's
 `WAYPOINT_SERVICE_TOKEN` if set, otherwise a random one made for this run. The file is private
 to the user (0600 in a 0700 directory) and removed when the fleet stops. Once the fleet is
-ready, an API key for the tenant `dev` is made with `waypoint-admin` and printed with the URLs.
+ready, an API key for the tenant `dev` is made with `waypoint-admin` and printed with the URLs;
+it is also left, private to the user, where the `waypoint` command finds it (`devkey.py`), until
+the fleet stops.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+
+from waypoint_common import devkey
 
 HOST = "127.0.0.1"
 DEV_TENANT = "dev"
@@ -150,6 +155,8 @@ class Fleet:
         self.urls: dict[str, str] = {}
         self.token_file: Path | None = None
         self.api_key: str | None = None
+        self.api_key_file: Path | None = None
+        self._api_port: int | None = None
 
     def _token_file(self) -> Path:
         """The service token in a file only this user can read."""
@@ -234,6 +241,11 @@ class Fleet:
             _wait_ready(f"{base}/readyz", self.procs[spec.name], ready_timeout)
             self.urls[spec.name] = f"{base}/mcp" if spec.tool_server else base
         self.api_key = self._development_key(redis_url)
+        self._api_port = ports["orchestrator"]
+        try:
+            self.api_key_file = devkey.write_key(self._api_port, self.api_key)
+        except OSError as exc:
+            print(f"waypoint-fleet: the API key is not saved for `waypoint` ({exc})", file=sys.stderr)
 
     def _development_key(self, redis_url: str) -> str:
         """An API key for this run (tenant `dev`, every scope)."""
@@ -263,6 +275,8 @@ class Fleet:
                     proc.wait()
         if self._secrets is not None:
             shutil.rmtree(self._secrets, ignore_errors=True)
+        if self.api_key_file is not None and self._api_port is not None and self.api_key is not None:
+            devkey.remove_key(self._api_port, self.api_key)
 
     def watch(self) -> str:
         """Block until a service exits; returns its name."""
@@ -281,6 +295,17 @@ def running_fleet(environ: Mapping[str, str], bin_dir: Path, log_dir: Path | Non
         yield fleet
     finally:
         fleet.stop()
+
+
+def _waypoint_command(bin_dir: Path, api: str, arguments: str) -> str:
+    """A `waypoint` command line that works from here: the command's path (relative when under
+    the current directory), and `--api` when the orchestrator is not on its default port."""
+    path = bin_dir / "waypoint"
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    orchestrator = next(s for s in FLEET if s.name == "orchestrator")
+    default = f"http://{HOST}:{orchestrator.default_port}"
+    return f"{path} {arguments}" + ("" if api == default else f" --api {api}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,9 +339,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(f"  {'api key':<16} {fleet.api_key} (tenant {DEV_TENANT}, every scope)", flush=True)
-            example = '{"query": "4-day hiking trip to Patagonia from Seattle in March, under $3000 for two"}'
+            query = "4-day hiking trip to Patagonia from Seattle in March, under $3000 for two"
+            example = json.dumps({"query": query})
+            api = fleet.urls["orchestrator"]
             print(
-                f"\nTry:\n  curl -s {fleet.urls['orchestrator']}/v1/trips -H 'Authorization: Bearer "
+                f"\nTry:\n  {_waypoint_command(bin_dir, api, f'plan {shlex.quote(query)}')}"
+                f"\n  curl -s {api}/v1/trips -H 'Authorization: Bearer "
                 f"{fleet.api_key}' \\\n       -H 'content-type: application/json' -H 'Prefer: wait=30' "
                 f"-d '{example}'\n",
                 flush=True,
