@@ -135,3 +135,28 @@ class BudgetLedger:
             ),
             deadline=dt.datetime.fromtimestamp(float(raw["deadline"]), dt.UTC),
         )
+
+
+class UncountedLedger(BudgetLedger):
+    """Budgets switched off (`WAYPOINT_BUDGETS_ENABLED=false`), for measuring what they cost only:
+    nothing is opened, charged or enforced in Redis, and a trip shows no usage. Never in
+    production (the orchestrator refuses to start so there)."""
+
+    async def open(self, trip_id: str, limits: Limits) -> None:
+        return None
+
+    async def charge(
+        self, trip_id: str, budget: Counted, amount: int, charge_id: str, *, enforce: bool = True
+    ) -> None:
+        return None
+
+    async def settle_tokens(
+        self, trip_id: str, settle_id: str, *, reserved: int, used: int, cost_usd: float
+    ) -> None:
+        return None
+
+    async def check_deadline(self, trip_id: str) -> None:
+        return None
+
+    async def usage(self, trip_id: str) -> TripUsage | None:
+        return None

@@ -24,7 +24,7 @@ from waypoint_orchestrator.api.deps import Services
 from waypoint_orchestrator.api.routes import trips
 from waypoint_orchestrator.apikeys import ApiKeyStore
 from waypoint_orchestrator.auth import Gatekeeper, RateLimitHeaders
-from waypoint_orchestrator.budgets import BudgetLedger
+from waypoint_orchestrator.budgets import BudgetLedger, UncountedLedger
 from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys
 from waypoint_orchestrator.jobs import JobQueue
@@ -48,7 +48,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     redis = connect_redis(str(settings.redis_url))
     store = TripStore(redis)
     queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
-    ledger = BudgetLedger(redis)
+    # Budgets off (`WAYPOINT_BUDGETS_ENABLED=false`) is for measuring what they cost only.
+    ledger = BudgetLedger(redis) if settings.budgets_enabled else UncountedLedger(redis)
     keys = ApiKeyStore(redis)
     # One subscriber per process wakes every request waiting for a trip's events.
     hub = EventHub(str(settings.redis_url))
@@ -79,7 +80,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         resolver = Resolver(settings.tool_hosts_file)
 
         def tool_client(server: str, url: object) -> ToolClient:
-            return ToolClient(
+            client = ToolClient(
                 server,
                 str(url),
                 timeout=timeout,
@@ -92,6 +93,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 resolve_every=settings.tool_resolve_seconds,
                 eject_for=settings.tool_eject_seconds,
             )
+            client.breaker.enabled = settings.breakers_enabled  # off: for measuring only
+            return client
 
         clients = {
             "flights": tool_client("mcp-flights", settings.mcp_flights_url),

@@ -126,6 +126,31 @@ class OrchestratorSettings(ServiceSettings):
         le=3600,
         description="A job idle this long (its worker died) is taken over by another worker.",
     )
+    # Switches for measuring only (`make bench`: what the hardening costs). Never off in
+    # production: a production process refuses to start with any of them off.
+    budgets_enabled: bool = Field(
+        True, description="Charge and enforce per-trip budgets (off: for measuring only)."
+    )
+    idempotency_keys_enabled: bool = Field(
+        True, description="Honour Idempotency-Key on POST /v1/trips (off: ignored; for measuring only)."
+    )
+    breakers_enabled: bool = Field(
+        True, description="Circuit breakers per tool server (off: never open; for measuring only)."
+    )
+
+    def startup_problem(self) -> str | None:
+        """The shared checks, and the measuring switches: all on in production."""
+        problem = super().startup_problem()
+        if problem is not None or self.environment != "production":
+            return problem
+        off = [
+            f"WAYPOINT_{name.upper()}"
+            for name in ("budgets_enabled", "idempotency_keys_enabled", "breakers_enabled")
+            if not getattr(self, name)
+        ]
+        if off:
+            return f"{', '.join(off)}=false is for measuring only, never with WAYPOINT_ENVIRONMENT=production"
+        return None
 
     def limits_for(self, requested: TripLimits | None) -> tuple[Limits, list[tuple[str, str]]]:
         """The trip's limits (defaults overridden by the request), and the overrides above a cap."""

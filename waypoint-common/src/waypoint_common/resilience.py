@@ -24,6 +24,9 @@ class CircuitBreaker:
     A successful probe closes it; a failed probe opens it for another cool-down. Only failures
     that say something about the server (transient ones) should be reported: a tool's refusal
     of bad arguments is a success as far as the breaker is concerned.
+
+    `enabled = False` (`WAYPOINT_BREAKERS_ENABLED=false`, for measuring what breakers cost only)
+    lets every call through and records nothing.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class CircuitBreaker:
         self._probing = False
         self._lock = threading.Lock()
         self.openings = 0
+        self.enabled = True
 
     @property
     def state(self) -> BreakerState:
@@ -64,6 +68,8 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """Raise `CircuitOpen` unless a call may go through now."""
+        if not self.enabled:
+            return
         with self._lock:
             if self._state == "closed":
                 return
@@ -76,12 +82,16 @@ class CircuitBreaker:
             raise CircuitOpen(self.name, "*", max(0.0, self.cooldown - waited))
 
     def record_success(self) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             self._failures = 0
             self._probing = False
             self._set("closed")
 
     def record_failure(self) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             self._failures += 1
             if self._state == "half_open" or self._failures >= self.threshold:

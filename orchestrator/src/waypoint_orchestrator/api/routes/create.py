@@ -72,6 +72,8 @@ async def create_trip(
     """
     if body.book:
         caller.require("trips:book")
+    if not services.settings.idempotency_keys_enabled:
+        idempotency_key = None  # switched off for measuring only: no record, no replay
     payload = body.model_dump(mode="json")
     _, refused = services.settings.limits_for(body.limits)
     if refused:
