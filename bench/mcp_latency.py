@@ -29,6 +29,7 @@ from mcp_types import CallToolResult, RequestParamsMeta
 
 from bench.harness import BIN, SERVICE_TOKEN, Harness, Interrupted, free_port, wait_until
 from waypoint_common.bookings import OWNER_META_KEY
+from waypoint_orchestrator.mcpclient import CompiledValidationClient
 
 Call = Callable[[], Awaitable[Any]]
 SEATS_PER_OFFER = 9  # economy
@@ -38,11 +39,14 @@ OWNER: RequestParamsMeta = cast(RequestParamsMeta, {OWNER_META_KEY: "bench"})
 
 @contextlib.asynccontextmanager
 async def mcp_client(url: str) -> AsyncIterator[Client]:
-    """One pooled MCP client over Streamable HTTP, holding the service token."""
+    """One pooled MCP client over Streamable HTTP, holding the service token, validating results
+    as the orchestrator's tool clients do (`CompiledValidationClient`)."""
     headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(15)) as http,
-        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=10) as client,
+        CompiledValidationClient(
+            streamable_http_client(url, http_client=http), read_timeout_seconds=10
+        ) as client,
     ):
         yield client
 

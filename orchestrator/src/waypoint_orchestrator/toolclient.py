@@ -39,6 +39,7 @@ from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreake
 from waypoint_common.retries import ToolRejected, ToolUnavailable
 from waypoint_common.serviceauth import bearer_header
 from waypoint_common.telemetry import propagate_mcp_context
+from waypoint_orchestrator.mcpclient import CompiledValidationClient
 from waypoint_orchestrator.replicas import Resolver
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class _Connection:
                     timeout=httpx2.Timeout(client.timeout + 5),
                     event_hooks={"request": [propagate_mcp_context], "response": [client.note_response]},
                 ) as http,
-                Client(
+                CompiledValidationClient(
                     streamable_http_client(self.url, http_client=http), read_timeout_seconds=client.timeout
                 ) as c,
             ):
