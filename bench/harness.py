@@ -1,7 +1,8 @@
 """Real processes on free loopback ports for the benchmarks, the chaos run and the tests.
 
-`RedisServer` is a `redis-server` of our own (never the one on 6379); `ServiceProcess` is one of
-our services started from its console script. Both can be used on their own (the suite's
+`RedisServer` is a `redis-server` of our own (never the one on 6379), `RedisClusterServers` three
+of them made one Redis Cluster; `ServiceProcess` is one of our services started from its console
+script. Both can be used on their own (the suite's
 fixtures do), but whatever starts several should start them through a `Harness`: it records
 each process the moment it exists and stops every one of them when it closes, on every exit
 path: a normal return, an exception (a service that exits or is not ready in time), Ctrl-C,
@@ -95,6 +96,9 @@ class RedisServer:
     workdir: str
     persistent: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # A node of a Redis Cluster (`RedisClusterServers`) has a second port, for the cluster bus
+    # (by default the port + 10000, beyond 65535 for most free ports).
+    bus_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -112,15 +116,21 @@ class RedisServer:
         return server
 
     @classmethod
-    def spawn(cls, *, persistent: bool = False, env: Mapping[str, str] | None = None) -> RedisServer:
-        """Start it without waiting (then `wait_ready`)."""
+    def spawn(
+        cls, *, persistent: bool = False, env: Mapping[str, str] | None = None, cluster: bool = False
+    ) -> RedisServer:
+        """Start it without waiting (then `wait_ready`); `cluster` starts a cluster node."""
         port = free_port()
+        bus_port = free_port() if cluster else None
         workdir = tempfile.mkdtemp(prefix="waypoint-test-redis-")
         extra = dict(env or {})
-        return cls(port, cls._spawn(port, workdir, persistent, extra), workdir, persistent, extra)
+        proc = cls._spawn(port, workdir, persistent, extra, bus_port)
+        return cls(port, proc, workdir, persistent, extra, bus_port)
 
     @staticmethod
-    def _spawn(port: int, workdir: str, persistent: bool, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        port: int, workdir: str, persistent: bool, env: Mapping[str, str], bus_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -129,8 +139,32 @@ class RedisServer:
         durability = (
             ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
         )
+        clustering = (
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(Path(workdir) / "nodes.conf"),
+                "--cluster-port",
+                str(bus_port),
+            ]
+            if bus_port is not None
+            else []
+        )
         return subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", workdir],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                *durability,
+                *clustering,
+                "--dir",
+                workdir,
+            ],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -154,12 +188,57 @@ class RedisServer:
 
     def restart(self) -> None:
         """Start again on the same port and data directory."""
-        self.proc = self._spawn(self.port, self.workdir, self.persistent, self.env)
+        self.proc = self._spawn(self.port, self.workdir, self.persistent, self.env, self.bus_port)
         self.wait_ready()
 
     def stop(self, grace: float = 10) -> None:
         _stop_process(self.proc, grace)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of our own: `redis-server --cluster-enabled yes` nodes on free ports, every
+    one a master (no replicas), the 16384 slots shared among them by `redis-cli --cluster create`."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        """The services' `REDIS_URL` for it (`waypoint_common.connections`)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def create(self, timeout: float = 30) -> None:
+        """Join the (ready) nodes into one cluster, and wait until every node says it is ok."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError(
+                "redis-cli is not installed; it comes with redis-server (apt-get install redis-server)"
+            )
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        made = subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{made.stdout.decode()[-2000:]}")
+
+        def state_ok(node: RedisServer) -> bool:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"redis-server on port {node.port} exited (code {node.proc.returncode})")
+            info = subprocess.run(
+                [cli, "-p", str(node.port), "cluster", "info"], capture_output=True, timeout=5, check=True
+            )
+            return b"cluster_state:ok" in info.stdout
+
+        if not _poll(lambda: all(state_ok(node) for node in self.nodes), timeout):
+            raise TimeoutError(f"Redis Cluster on {', '.join(addresses)} not ok after {timeout}s")
+
+    def stop(self, grace: float = 10) -> None:
+        for node in self.nodes:
+            node.stop(grace)
 
 
 @dataclass
@@ -335,6 +414,22 @@ class Harness:
             self.redis_servers.append(server)
         server.wait_ready()
         return server
+
+    def redis_cluster(self, masters: int = 3) -> RedisClusterServers:
+        """A Redis Cluster of this harness (`masters` nodes, no replicas), ready: `cluster_state:ok`
+        on every node."""
+        self._check_open()
+        nodes: list[RedisServer] = []
+        for _ in range(masters):
+            with self._recording():
+                node = RedisServer.spawn(env=self.environment, cluster=True)
+                self.redis_servers.append(node)
+            nodes.append(node)
+        for node in nodes:
+            node.wait_ready()
+        cluster = RedisClusterServers(nodes)
+        cluster.create()
+        return cluster
 
     def spawn(self, command: str, env: Mapping[str, str], *, port: int | None = None) -> ServiceProcess:
         """A service of this harness, not waited for (spawn several, then `wait_ready`)."""

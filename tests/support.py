@@ -22,11 +22,13 @@ from redis.asyncio import Redis
 # imports tests); its names are re-exported here for the suite.
 from bench.harness import SERVICE_TOKEN as SERVICE_TOKEN
 from bench.harness import Harness as Harness
+from bench.harness import RedisClusterServers as RedisClusterServers
 from bench.harness import RedisServer as RedisServer
 from bench.harness import ServiceProcess as ServiceProcess
 from bench.harness import free_port as free_port
 from bench.harness import wait_until as wait_until
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient, cluster_url, connect_redis
 from waypoint_common.fleet import TOOL_SERVERS, create_api_key
 
 BIN = Path(sys.executable).parent
@@ -88,6 +90,14 @@ async def mcp_client(
         )
         async with client:
             yield client
+
+
+def redis_client(url: str) -> RedisClient:
+    """A test's own client of the Redis at `url`: a plain one for a single Redis, the services'
+    cluster client (`connect_redis`) for a `redis+cluster://` URL."""
+    if cluster_url(url) is not None:
+        return connect_redis(url)
+    return Redis.from_url(url, decode_responses=True)
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
@@ -253,8 +263,9 @@ def api_headers(service: ServiceProcess, extra: Mapping[str, str] | None = None)
 BOOKING_KINDS = {"flight": "flight", "hotel": "hotel", "dinner": "restaurant"}
 
 
-async def bookings_of(redis: Redis, trip_id: str) -> dict[str, list[str]]:
-    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind."""
+async def bookings_of(redis: RedisClient, trip_id: str) -> dict[str, list[str]]:
+    """Booking statuses in the tool servers' Redis that this trip's requests made, by kind (on a
+    cluster, the SCAN visits every node)."""
     found: dict[str, list[str]] = {}
     for kind, tag in BOOKING_KINDS.items():
         async for key in redis.scan_iter(match=keys.booking(f"{tag}:*", "*"), count=1000):

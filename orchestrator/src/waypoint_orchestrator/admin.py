@@ -18,7 +18,6 @@ from dataclasses import asdict
 from typing import Annotated, TypeVar
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,7 +36,7 @@ app.add_typer(keys, name="keys")
 
 def _run(action: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
     async def run() -> T:
-        redis: Redis = connect_redis(str(ServiceSettings().redis_url))
+        redis = connect_redis(str(ServiceSettings().redis_url))
         try:
             return await action(ApiKeyStore(redis))
         finally:

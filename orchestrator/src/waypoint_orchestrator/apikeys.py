@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from redis.asyncio import Redis
-
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_common.errors import InputError
 
 Scope = Literal["trips:read", "trips:write", "trips:book"]
@@ -66,7 +65,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_use
 
 
 class ApiKeyStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._last_use_written: dict[str, float] = {}
         self._touch = redis.register_script(_TOUCH)
@@ -129,10 +128,10 @@ class ApiKeyStore:
         ):
             if value is not None:
                 fields[limit] = str(value)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._record(digest), items=[part for pair in fields.items() for part in pair])
-        pipe.hset(self.INDEX, key_id, digest)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._record(digest), items=[part for pair in fields.items() for part in pair])
+            pipe.hset(self.INDEX, key_id, digest)
+            await pipe.execute()
         return presented, _from_fields(fields)
 
     async def authenticate(self, presented: str) -> ApiKey | None:
@@ -178,10 +177,10 @@ class ApiKeyStore:
         digest = await self.redis.hget(self.INDEX, key_id)
         if digest is None:
             return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self._record(str(digest)))
-        pipe.hdel(self.INDEX, key_id)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._record(str(digest)))
+            pipe.hdel(self.INDEX, key_id)
+            await pipe.execute()
         return True
 
 

@@ -11,9 +11,8 @@ import datetime as dt
 import time
 from typing import Literal
 
-from redis.asyncio import Redis
-
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_common.errors import FinalError
 from waypoint_orchestrator.models import Limits, TripUsage, Used
 from waypoint_orchestrator.store import TRIP_TTL_SECONDS
@@ -58,7 +57,7 @@ class BudgetExhausted(FinalError):
 
 
 class BudgetLedger:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._charge = redis.register_script(_CHARGE)
         self._settle = redis.register_script(_SETTLE)
@@ -70,17 +69,17 @@ class BudgetLedger:
     async def open(self, trip_id: str, limits: Limits) -> None:
         """Set the trip's limits and its deadline, once (a resumed trip keeps the first ones)."""
         key = self._keys(trip_id)[0]
-        pipe = self.redis.pipeline(transaction=True)
-        for field, value in (
-            ("limit:steps", limits.max_steps),
-            ("limit:tool_calls", limits.max_tool_calls),
-            ("limit:tokens", limits.max_tokens),
-            ("limit:wall_seconds", limits.max_wall_seconds),
-            ("deadline", time.time() + limits.max_wall_seconds),
-        ):
-            pipe.hsetnx(key, field, value)
-        pipe.expire(key, TRIP_TTL_SECONDS)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for field, value in (
+                ("limit:steps", limits.max_steps),
+                ("limit:tool_calls", limits.max_tool_calls),
+                ("limit:tokens", limits.max_tokens),
+                ("limit:wall_seconds", limits.max_wall_seconds),
+                ("deadline", time.time() + limits.max_wall_seconds),
+            ):
+                pipe.hsetnx(key, field, value)
+            pipe.expire(key, TRIP_TTL_SECONDS)
+            await pipe.execute()
 
     async def charge(
         self, trip_id: str, budget: Counted, amount: int, charge_id: str, *, enforce: bool = True

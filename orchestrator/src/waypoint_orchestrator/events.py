@@ -9,6 +9,10 @@ a pooled connection is held for milliseconds, never while waiting.
 Pub/sub is "at most once": a message sent while the subscriber reconnects is lost. So a lost
 notification may only delay a waiter, never lose an event: every waiter also looks again on a
 timer (`recheck_seconds`), and after every (re)subscription the hub wakes every waiter.
+
+On a Redis Cluster a PUBLISH on any node reaches the subscribers of every node (the cluster bus
+carries it), so the hub subscribes on one node the URL lists, the next one after each reconnect:
+a node that is down costs one reconnection.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
 
 from waypoint_common import keys
-from waypoint_common.connections import REDIS_UNAVAILABLE
+from waypoint_common.connections import REDIS_UNAVAILABLE, cluster_url
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,10 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._subscribed = False
+        # Where the subscriber connects: the one Redis, or each listed cluster node in turn.
+        cluster = cluster_url(url)
+        self._nodes = cluster.node_urls() if cluster is not None else [url]
+        self._connections = random.randrange(len(self._nodes))  # processes spread over the nodes
 
     # -- waiters ----------------------------------------------------------------------------
 
@@ -140,8 +148,10 @@ class EventHub:
 
     async def _listen(self) -> None:
         # A client of its own with one connection: the subscriber never takes a pooled one.
+        node = self._nodes[self._connections % len(self._nodes)]
+        self._connections += 1
         client: Redis = Redis.from_url(
-            self.url,
+            node,
             decode_responses=True,
             max_connections=1,
             socket_connect_timeout=2,

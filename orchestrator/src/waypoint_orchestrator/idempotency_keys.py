@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 
 KEY_TTL_SECONDS = 24 * 3600
 # How long a request holds its claim: a duplicate meanwhile is 409. Longer than accepting a trip
@@ -105,7 +105,7 @@ class Claim:
 
 
 class IdempotencyKeys:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
@@ -137,10 +137,10 @@ class IdempotencyKeys:
         payload = orjson.dumps(
             {"status_code": response.status_code, "headers": response.headers, "body": response.body}
         )
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._key(key), mapping={"state": "done", "response": payload})
-        pipe.expire(self._key(key), KEY_TTL_SECONDS)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(key), mapping={"state": "done", "response": payload})
+            pipe.expire(self._key(key), KEY_TTL_SECONDS)
+            await pipe.execute()
 
     async def release(self, key: str, owner: str) -> None:
         """End this request's lease (it failed): a retry may take the claim over at once.

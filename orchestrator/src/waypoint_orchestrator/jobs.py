@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 
 JobAction = Literal["plan", "book", "cancel"]
 STREAM = keys.JOBS
@@ -34,7 +34,7 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, redis: Redis, *, lease_ms: int = 60_000) -> None:
+    def __init__(self, redis: RedisClient, *, lease_ms: int = 60_000) -> None:
         self.redis = redis
         self.lease_ms = lease_ms
 
@@ -85,7 +85,7 @@ class JobQueue:
         await self.redis.xclaim(STREAM, GROUP, consumer, min_idle_time=0, message_ids=[job.id], justid=True)
 
     async def ack(self, job: Job) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(STREAM, GROUP, job.id)
-        pipe.xdel(STREAM, job.id)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(STREAM, GROUP, job.id)
+            pipe.xdel(STREAM, job.id)
+            await pipe.execute()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ClusterDownError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from waypoint_common.errors import WaypointError
 
 PROBLEM_JSON = "application/problem+json"
-# What redis-py's BlockingConnectionPool raises when no connection came free within its wait.
+# What redis-py's BlockingConnectionPool raises when no connection came free within its wait (on a
+# Redis Cluster: `MaxConnectionsError`, see `waypoint_common.connections.ClusterClient`).
 POOL_EXHAUSTED = "No connection available."
 
 _TITLES = {
@@ -119,7 +121,7 @@ def install(app: FastAPI) -> None:
 
     async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
         # Fail closed: without Redis there is no idempotency and no trip state, so nothing is taken.
-        if str(exc) == POOL_EXHAUSTED:
+        if str(exc) == POOL_EXHAUSTED or isinstance(exc, MaxConnectionsError):
             # Redis answers, but every pooled connection stayed busy for the pool's whole wait:
             # the process is overloaded, and says so rather than blaming the storage.
             return problem_response(
@@ -141,3 +143,4 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(RedisConnectionError, on_redis_down)
     app.add_exception_handler(RedisTimeoutError, on_redis_down)
+    app.add_exception_handler(ClusterDownError, on_redis_down)  # a cluster missing a master

@@ -2,7 +2,8 @@
 
 - `RequestRate`: requests a minute (a moving window, from the `limits` library's Redis
   strategy: one Lua script per hit, exact across replicas), with what the IETF `RateLimit` and
-  `RateLimit-Policy` headers report.
+  `RateLimit-Policy` headers report. On a Redis Cluster the library has a cluster client of its
+  own (it cannot share ours), made from the same URL, with at most 8 connections per node.
 - `WaitSlots`: how many requests of a key may hold the server open at once (event streams and
   `Prefer: wait`). A slot is a member of a sorted set scored by its lease's end, taken by a Lua
   script that first drops expired leases: a replica that dies cannot leak slots for longer than
@@ -20,11 +21,12 @@ import uuid
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.connections import ClusterClient, RedisClient
 
 POLICY = "default"
 
@@ -48,14 +50,31 @@ class RateDecision:
 class RequestRate:
     """Requests per minute per key."""
 
-    def __init__(self, redis: Redis) -> None:
-        storage = RedisStorage(
-            "async+redis://",
-            implementation="redispy",
-            # The options are typed as scalars, but a pool is documented and passed through.
-            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-            key_prefix=keys.RATE_PREFIX,
-        )
+    def __init__(self, redis: RedisClient) -> None:
+        storage: RedisStorage
+        if isinstance(redis, ClusterClient):
+            # The library's cluster URL names the nodes; credentials, TLS and options are ours.
+            storage = RedisClusterStorage(
+                f"async+redis+cluster://{redis.url.hosts}",
+                implementation="redispy",
+                key_prefix=keys.RATE_PREFIX,
+                **{
+                    "max_connections": 8,
+                    "socket_connect_timeout": 2,
+                    "socket_timeout": 5,
+                    **redis.url.connection_options(),
+                },
+            )
+        elif isinstance(redis, Redis):
+            storage = RedisStorage(
+                "async+redis://",
+                implementation="redispy",
+                # The options are typed as scalars, but a pool is documented and passed through.
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+                key_prefix=keys.RATE_PREFIX,
+            )
+        else:
+            raise TypeError("a Redis Cluster client for the rate limit is made by connect_redis")
         self._limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, key_id: str, per_minute: int) -> RateDecision:
@@ -85,7 +104,7 @@ return 1
 class WaitSlots:
     """Requests of one key that may hold the server open at the same time."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._take = redis.register_script(_TAKE_SLOT)
         self._renew = redis.register_script(_RENEW_SLOT)
@@ -154,7 +173,7 @@ class SpendLedger:
 
     TTL_SECONDS = 3 * 24 * 3600
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._refund = redis.register_script(_REFUND)

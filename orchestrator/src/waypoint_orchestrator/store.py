@@ -6,7 +6,10 @@ stored state and the event stream never disagree, and the API (confirm, cancel) 
 can both change a trip safely.
 
 Every transaction that appends events also PUBLISHes the trip id on `events.CHANNEL`, so each
-process's `EventHub` wakes the requests waiting for that trip (nobody blocks on the stream).
+process's `EventHub` wakes the requests waiting for that trip (nobody blocks on the stream). The
+PUBLISH is a one-line script declaring the trip's key: a Redis Cluster transaction must name the
+one slot it runs in, and redis-py refuses a bare PUBLISH in a cluster pipeline. (A PUBLISH on any
+node of a cluster reaches the subscribers of every node.)
 
 A trip id whose creation must never happen (its request failed, or its plan job found no trip)
 gets a tombstone, `{trip:<id>}:tombstone`, for `TOMBSTONE_TTL_SECONDS`: `create` refuses it.
@@ -22,10 +25,10 @@ from typing import Any, Literal
 
 import orjson
 from opentelemetry import metrics
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_common.errors import StateError
 from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
@@ -74,6 +77,10 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'created'
 """
 
+# KEYS: the trip (for its slot only). ARGV: channel, trip id. A PUBLISH a transaction can carry
+# on a cluster too.
+_PUBLISH = "redis.call('PUBLISH', ARGV[1], ARGV[2])"
+
 # KEYS: trip, tombstone. ARGV: ttl. Makes sure the trip either exists or never will.
 _BURY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
@@ -111,7 +118,7 @@ def now() -> dt.datetime:
 
 
 class TripStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._register_scripts()
 
@@ -189,7 +196,7 @@ class TripStore:
                     for kind, data in events:
                         self._add_event(pipe, trip_id, kind, data)
                     if events:
-                        pipe.publish(CHANNEL, trip_id)
+                        self._publish(pipe, trip_id)
                     await pipe.execute()
                 except WatchError:
                     continue
@@ -208,12 +215,15 @@ class TripStore:
         )
         pipe.expire(self.events_key(trip_id), TRIP_TTL_SECONDS)
 
+    def _publish(self, pipe: Any, trip_id: str) -> None:
+        pipe.eval(_PUBLISH, 1, self.key(trip_id), CHANNEL, trip_id)
+
     async def emit(self, trip_id: str, kind: str, data: dict[str, Any]) -> None:
         """Append an event that changes no state (a step started, a retry)."""
-        pipe = self.redis.pipeline(transaction=True)
-        self._add_event(pipe, trip_id, kind, data)
-        pipe.publish(CHANNEL, trip_id)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._add_event(pipe, trip_id, kind, data)
+            self._publish(pipe, trip_id)
+            await pipe.execute()
 
     async def events(self, trip_id: str, after: str | None = None, *, count: int = 5000) -> list[TripEvent]:
         """Events after the given id (all of them when None). Never blocks: to wait for new
@@ -247,10 +257,10 @@ class TripStore:
     async def save_result(self, trip_id: str, step_id: str, result: Any) -> None:
         """Checkpoint a step's result; a resumed trip reuses it instead of calling the tool again."""
         key = self.results_key(trip_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, step_id, orjson.dumps(result))
-        pipe.expire(key, TRIP_TTL_SECONDS)
-        await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, step_id, orjson.dumps(result))
+            pipe.expire(key, TRIP_TTL_SECONDS)
+            await pipe.execute()
 
     async def _record_model_use(self, trip_id: str, data: dict[str, Any]) -> None:
         """The language-model tokens and cost a settled trip used (when it used any).

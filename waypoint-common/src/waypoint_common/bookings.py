@@ -19,8 +19,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from redis.asyncio import Redis
 
+from waypoint_common.connections import RedisClient
 from waypoint_common.idempotency import IdempotentWriteStore, WriteRefused, random_id
 
 OWNER_META_KEY = "waypoint/owner"
@@ -67,7 +67,7 @@ class BookingLedger:
     """Bookings against one kind of item, e.g. `BookingLedger(redis, "flights", "flight", "FB")`."""
 
     def __init__(
-        self, redis: Redis, service: str, kind: str, prefix: str, *, id_field: str = "booking_id"
+        self, redis: RedisClient, service: str, kind: str, prefix: str, *, id_field: str = "booking_id"
     ) -> None:
         self.store = IdempotentWriteStore(redis, service)
         self.kind = kind

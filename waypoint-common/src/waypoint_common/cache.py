@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 
 
 class ResultCache:
     """Last good answers by call, kept `ttl` seconds; reads and writes never fail the caller."""
 
-    def __init__(self, redis: Redis, namespace: str, *, ttl: float) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, *, ttl: float) -> None:
         self.redis = redis
         self.namespace = namespace
         self.ttl = ttl

@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_common.errors import StateError
 
 _COMMIT = """
@@ -119,7 +119,7 @@ def random_id(prefix: str, nbytes: int = 16) -> str:
 class IdempotentWriteStore:
     """Capacity-checked, exactly-once writes for one service's inventory."""
 
-    def __init__(self, redis: Redis, service: str, *, record_ttl_seconds: int = 30 * 24 * 3600) -> None:
+    def __init__(self, redis: RedisClient, service: str, *, record_ttl_seconds: int = 30 * 24 * 3600) -> None:
         self._redis = redis
         self._service = service
         self._ttl = record_ttl_seconds

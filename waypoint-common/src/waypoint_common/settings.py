@@ -5,13 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, RedisDsn, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, RedisDsn, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from waypoint_common.connections import cluster_url
 
 SERVICE_TOKEN_VARIABLE = "WAYPOINT_SERVICE_TOKEN"
 SERVICE_TOKEN_FILE_VARIABLE = "WAYPOINT_SERVICE_TOKEN_FILE"
 MIN_SERVICE_TOKEN_LENGTH = 16
 _PLACEHOLDERS = {"changeme", "change-me", "change_me", "secret", "password", "token", "service-token"}
+
+
+_SINGLE_REDIS = TypeAdapter(RedisDsn)
+
+
+def _redis_url(value: str) -> str:
+    """A single Redis (`redis://`, `rediss://`, checked and completed as pydantic's `RedisDsn`)
+    or a Redis Cluster (`redis+cluster://host:port,host:port`, see `connections.py`)."""
+    if cluster_url(value) is not None:  # raises ValueError when malformed
+        return value
+    return str(_SINGLE_REDIS.validate_python(value))
+
+
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
 class ServiceSettings(BaseSettings):
@@ -25,10 +41,13 @@ class ServiceSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 inside a container.")
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
-    redis_url: RedisDsn = Field(
-        RedisDsn("redis://127.0.0.1:6380/0"),
+    redis_url: RedisUrl = Field(
+        "redis://127.0.0.1:6380/0",
         validation_alias="REDIS_URL",
-        description="Redis holding bookings, idempotency records and trip state.",
+        description=(
+            "Redis holding bookings, idempotency records and trip state: redis://host:port/0, or a "
+            "Redis Cluster as redis+cluster://host:port,host:port (rediss:// and rediss+cluster:// for TLS)."
+        ),
     )
     environment: Literal["development", "production", "test"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -21,11 +21,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from waypoint_common.bodylimit import BodyLimitMiddleware
-from waypoint_common.connections import connect_redis, redis_ready
+from waypoint_common.connections import RedisClient, connect_redis, redis_ready
 from waypoint_common.faults import FaultInjector, FaultPlan, Throttle
 from waypoint_common.service import run_service
 from waypoint_common.serviceauth import ServiceGuard
@@ -43,7 +42,7 @@ class ToolContext:
 
     service: str
     settings: ToolServerSettings
-    redis: Redis
+    redis: RedisClient
 
 
 ServerFactory = Callable[[ToolContext], MCPServer]
