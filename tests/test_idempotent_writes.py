@@ -1,4 +1,7 @@
-"""Exactly-once writes: concurrent replays across replicas, sold-out inventory, idempotent cancels."""
+"""Exactly-once writes: concurrent replays across replicas, sold-out inventory, idempotent cancels.
+
+Every test runs twice: on one redis-server and on a three-master Redis Cluster (the tool servers
+started with its `redis+cluster://` URL)."""
 
 from __future__ import annotations
 
@@ -7,13 +10,17 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
+import pytest
 
+from tests.conftest import BACKENDS
 from tests.support import ServiceProcess, error_text, mcp_client, structured
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_restaurants.provider import SimulatedRestaurants
 
 CONCURRENT_CALLS = 50
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 def day(offset: int) -> str:
@@ -24,7 +31,7 @@ def rid() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-async def bookings(redis: Redis, kind: str) -> set[str]:
+async def bookings(redis: RedisClient, kind: str) -> set[str]:
     return {key async for key in redis.scan_iter(match=keys.booking(f"{kind}:*", "*"), count=1000)}
 
 
@@ -38,9 +45,9 @@ async def call_on_both(
 
 
 async def test_concurrent_book_flight_with_one_request_id_books_once(
-    replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: Redis
+    tool_replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: RedisClient
 ) -> None:
-    pair = replicas["mcp-flights"]
+    pair = tool_replicas["mcp-flights"]
     async with mcp_client(pair[0].mcp_url) as client:
         found = structured(
             await client.call_tool(
@@ -69,9 +76,9 @@ async def test_concurrent_book_flight_with_one_request_id_books_once(
 
 
 async def test_concurrent_book_hotel_with_one_request_id_books_once(
-    replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: Redis
+    tool_replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: RedisClient
 ) -> None:
-    pair = replicas["mcp-hotels"]
+    pair = tool_replicas["mcp-hotels"]
     async with mcp_client(pair[0].mcp_url) as client:
         found = structured(
             await client.call_tool(
@@ -107,9 +114,9 @@ async def test_concurrent_book_hotel_with_one_request_id_books_once(
 
 
 async def test_concurrent_reserve_table_with_one_request_id_reserves_once(
-    replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: Redis
+    tool_replicas: dict[str, tuple[ServiceProcess, ServiceProcess]], redis: RedisClient
 ) -> None:
-    pair = replicas["mcp-restaurants"]
+    pair = tool_replicas["mcp-restaurants"]
     async with mcp_client(pair[0].mcp_url) as client:
         found = structured(
             await client.call_tool(
@@ -161,9 +168,9 @@ async def test_concurrent_reserve_table_with_one_request_id_reserves_once(
 
 
 async def test_same_request_id_with_other_arguments_is_refused(
-    servers: dict[str, ServiceProcess], redis: Redis
+    tool_servers: dict[str, ServiceProcess], redis: RedisClient
 ) -> None:
-    async with mcp_client(servers["mcp-flights"].mcp_url) as client:
+    async with mcp_client(tool_servers["mcp-flights"].mcp_url) as client:
         found = structured(
             await client.call_tool(
                 "search_flights",
@@ -197,9 +204,9 @@ async def test_same_request_id_with_other_arguments_is_refused(
 
 
 async def test_booking_until_sold_out_then_cancel_frees_capacity_once(
-    servers: dict[str, ServiceProcess], redis: Redis
+    tool_servers: dict[str, ServiceProcess], redis: RedisClient
 ) -> None:
-    async with mcp_client(servers["mcp-flights"].mcp_url) as client:
+    async with mcp_client(tool_servers["mcp-flights"].mcp_url) as client:
         found = structured(
             await client.call_tool(
                 "search_flights",
@@ -263,9 +270,11 @@ async def test_booking_until_sold_out_then_cancel_frees_capacity_once(
     assert int(await redis.get(seats_key) or -1) == 0
 
 
-async def test_hotel_rooms_sell_out_per_night(servers: dict[str, ServiceProcess], redis: Redis) -> None:
+async def test_hotel_rooms_sell_out_per_night(
+    tool_servers: dict[str, ServiceProcess], redis: RedisClient
+) -> None:
     """Booking a whole hotel for some nights leaves the others bookable; the busy night refuses."""
-    async with mcp_client(servers["mcp-hotels"].mcp_url) as client:
+    async with mcp_client(tool_servers["mcp-hotels"].mcp_url) as client:
         found = structured(
             await client.call_tool(
                 "search_hotels",

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx2
 import pytest
-from redis.asyncio import Redis
 
+from tests.conftest import BACKENDS
 from tests.helpers import days_ahead, plan_and_wait, spoken
 from tests.support import (
     Harness,
@@ -22,6 +22,7 @@ from tests.support import (
     free_port,
     orchestrator_env,
     own_tool_servers,
+    redis_client,
 )
 from waypoint_common.errors import CircuitOpen
 from waypoint_common.resilience import CircuitBreaker, RetryBudget
@@ -221,9 +222,12 @@ def test_without_flights_the_trip_fails_with_the_reason(
     assert trip["itinerary"] is None
 
 
-async def test_concurrent_workers_never_overspend_a_trip(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_concurrent_workers_never_overspend_a_trip(redis_url: str) -> None:
+    """Twenty workers, each with its own client, charge one trip at once (on one redis-server and
+    on a Redis Cluster): exactly the limit is granted."""
     trip_id = uuid.uuid4().hex
-    clients = [Redis.from_url(redis_server.url, decode_responses=True) for _ in range(20)]
+    clients = [redis_client(redis_url) for _ in range(20)]
     try:
         await BudgetLedger(clients[0]).open(
             trip_id, Limits(max_steps=25, max_tool_calls=40, max_tokens=0, max_wall_seconds=60)

@@ -9,10 +9,11 @@ import uuid
 from typing import Any, get_args
 
 import pytest
-from redis.asyncio import Redis
 
+from tests.conftest import BACKENDS
 from tests.helpers import plan_and_wait
 from tests.support import ServiceProcess
+from waypoint_common.connections import RedisClient
 from waypoint_orchestrator import states
 from waypoint_orchestrator.models import SETTLED_STATUSES, BookingRecord, Trip, TripRequest, TripStatus
 from waypoint_orchestrator.store import TripStore, now
@@ -103,7 +104,8 @@ def test_a_cancel_that_came_in_wins_unless_bookings_are_held() -> None:
     assert booked.status == "booked"  # its bookings must be undone first (by the saga)
 
 
-async def test_the_store_refuses_an_illegal_change_and_keeps_the_trip(redis: Redis) -> None:
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_the_store_refuses_an_illegal_change_and_keeps_the_trip(redis: RedisClient) -> None:
     store = TripStore(redis)
     trip = trip_in("queued")
     assert await store.create(trip, ("trip.accepted", {})) == "created"

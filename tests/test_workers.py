@@ -1,5 +1,5 @@
 """Workers: two orchestrator processes on one Redis share the queue and run every trip once; a
-job that raises ends its trip at once."""
+job that raises ends its trip at once. Both on one redis-server and on a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx2
 import pytest
-from redis.asyncio import Redis
 
+from tests.conftest import BACKENDS
 from tests.helpers import days_ahead, spoken
 from tests.support import (
     SUITE_TENANT,
@@ -26,6 +26,7 @@ from tests.support import (
     read_sse,
 )
 from waypoint_common import keys
+from waypoint_common.connections import RedisClient
 from waypoint_common.results.flights import FlightOffer
 from waypoint_orchestrator.jobs import GROUP, STREAM
 from waypoint_orchestrator.models import (
@@ -39,15 +40,17 @@ from waypoint_orchestrator.models import (
 )
 
 TRIPS = 40
+ON_BOTH = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
 def two_orchestrators(
-    servers: dict[str, ServiceProcess], harness: Harness
+    backend: str, tool_servers: dict[str, ServiceProcess], harness: Harness
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    """Two orchestrators with a queue of their own (the suite's orchestrator reads the suite's)."""
-    own_redis = harness.redis()
-    env = orchestrator_env(own_redis.url, servers, WAYPOINT_WORKERS="3")
+    """Two orchestrators with a queue of their own (the suite's orchestrator reads the suite's):
+    on a redis-server, or on a Redis Cluster, of their own."""
+    own_redis = harness.redis_cluster() if backend == "cluster" else harness.redis()
+    env = orchestrator_env(own_redis.url, tool_servers, WAYPOINT_WORKERS="3")
     first = harness.spawn("waypoint-orchestrator", env)
     second = harness.spawn("waypoint-orchestrator", env)
     harness.wait_ready(first, second)
@@ -57,6 +60,7 @@ def two_orchestrators(
     own_redis.stop()
 
 
+@ON_BOTH
 def test_two_orchestrators_split_the_work_and_run_each_trip_once(
     two_orchestrators: tuple[ServiceProcess, ServiceProcess],
 ) -> None:
@@ -105,8 +109,9 @@ def test_two_orchestrators_split_the_work_and_run_each_trip_once(
         assert kinds.count("step.finished") == len(trips[trip_id]["steps"])
 
 
+@ON_BOTH
 async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
-    orchestrator: ServiceProcess, redis: Redis
+    trip_api: ServiceProcess, redis: RedisClient
 ) -> None:
     """A job that raises is not delivered again and again (a deterministic failure would only
     repeat until `no_progress`, minutes later): the trip is `failed` with reason `error` at once,
@@ -167,8 +172,8 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     deadline = time.monotonic() + 30
     found: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        url = f"{orchestrator.base_url}/v1/trips/{trip_id}"
-        found = httpx2.get(url, headers=api_headers(orchestrator), timeout=10).json()
+        url = f"{trip_api.base_url}/v1/trips/{trip_id}"
+        found = httpx2.get(url, headers=api_headers(trip_api), timeout=10).json()
         if found["status"] == "failed":
             break
         await asyncio.sleep(0.2)
@@ -181,9 +186,7 @@ async def test_an_exception_in_a_job_fails_the_trip_at_once_with_reason_error(
     assert found["manual_intervention_required"] is True
     events = [
         e.event
-        for e in read_sse(
-            f"{orchestrator.base_url}/v1/trips/{trip_id}/events", auth=api_headers(orchestrator)
-        )
+        for e in read_sse(f"{trip_api.base_url}/v1/trips/{trip_id}/events", auth=api_headers(trip_api))
     ]
     assert "compensation.failed" in events
     assert events[-1] == "trip.settled"
