@@ -26,10 +26,13 @@ from tests.support import (
     BIN,
     ROOT,
     ApiKey,
+    Harness,
     RedisServer,
     ServiceProcess,
     free_port,
     make_key,
+    orchestrator_env,
+    own_tool_servers,
     read_sse,
 )
 from tests.tcpproxy import CuttingProxy
@@ -43,8 +46,8 @@ TRIP_LINE = re.compile(r"^trip ([0-9a-f]{32})", re.MULTILINE)
 COLOUR = re.compile(r"^(3[0-9]|4[0-9]|9[0-7]|10[0-7])$")
 
 
-def trip_query(budget: int = 3000) -> str:
-    month, _ = month_ahead()
+def trip_query(budget: int = 3000, days_ahead: int = 60) -> str:
+    month, _ = month_ahead(days_ahead)
     return (
         f"4-day hiking trip to Patagonia from Seattle in {month} with one fancy dinner, "
         f"under ${budget} for two"
@@ -310,6 +313,56 @@ def test_plan_with_book_books_it(orchestrator: ServiceProcess, cli_key: ApiKey) 
     assert types.count("booking.made") == 3
     assert types[-1] == "trip.settled"
     assert "Bookings" in run.stdout
+
+
+# -- retries and degradation ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def faulty_fleet(harness: Harness) -> Iterator[tuple[ServiceProcess, dict[str, ServiceProcess], ApiKey]]:
+    """Tool servers of this module's own, whose faults a test sets, and an orchestrator on them."""
+    with own_tool_servers(harness) as (redis, servers):
+        orchestrator = harness.start("waypoint-orchestrator", orchestrator_env(redis.url, servers))
+        try:
+            yield orchestrator, servers, make_key(redis.url, "cli-faults")
+        finally:
+            orchestrator.stop()
+
+
+def test_a_retried_search_and_a_degraded_forecast_are_shown_and_partial_exits_7(
+    faulty_fleet: tuple[ServiceProcess, dict[str, ServiceProcess], ApiKey],
+) -> None:
+    orchestrator, servers, key = faulty_fleet
+    servers["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"reject_rate": 1.0}})
+    try:
+        servers["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"fail_next": 1}})
+        run = waypoint("plan", trip_query(days_ahead=60), api=orchestrator.base_url, key=key.key)
+        assert run.returncode == 7, run.stdout + run.stderr
+        trip = json.loads(
+            waypoint("show", trip_id_of(run.stdout), "--json", api=orchestrator.base_url, key=key.key).stdout
+        )
+        assert trip["status"] == "partial"
+        assert re.search(
+            r"step\.retried\s+search_flights: search_flights failed \(.*injected.*\); try 2", run.stdout
+        )
+        assert re.search(r"step\.failed\s+get_forecast: .*injected rejection", run.stdout)
+        degraded = trip["steps"][[s["id"] for s in trip["steps"]].index("get_forecast")]["degraded"]
+        assert degraded
+        assert "Itinerary" in run.stdout
+        for warning in trip["warnings"]:
+            assert warning in run.stdout
+
+        # The live view: the retry on its step, then the degradation.
+        servers["mcp-flights"].admin("PUT", "/admin/faults", {"search_flights": {"fail_next": 1}})
+        env = environment(orchestrator.base_url, key.key, TERM="xterm-256color", NO_COLOR="1")
+        env.pop("COLUMNS")
+        code, screen = run_in_terminal(["plan", trip_query(days_ahead=95)], env)
+        assert code == 7, screen
+        assert "retry 1: " in screen  # the step's note while it is retried
+        assert f"degraded: {degraded}" in screen
+    finally:
+        for server in servers.values():
+            server.admin("PUT", "/admin/faults", {})
 
 
 # -- on a terminal ----------------------------------------------------------------------------

@@ -222,8 +222,10 @@ def _follow(
                 if not progress.lines and event.type in USAGE_EVENTS:
                     # On an error the view keeps the last figures; the stream goes on.
                     with contextlib.suppress(Unreachable, ApiProblem):
-                        progress.set_usage(client.get(trip_id).get("usage"))
+                        progress.sync(client.get(trip_id))
                 progress.refresh()
+            if stream.trip is not None:
+                progress.sync(stream.trip)
     except Unreachable as exc:
         output.error(f"{exc}\nthe trip goes on: `waypoint show {trip_id}` for where it stands")
         output.finish(Code.UNREACHABLE)

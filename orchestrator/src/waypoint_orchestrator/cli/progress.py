@@ -63,8 +63,9 @@ def describe(event: Event) -> str:
         case "step.started":
             return f"{step} ({clean(d.get('agent', '?'))})"
         case "step.retried":
+            # `attempt` is the try about to start; `error`, how the one before it failed.
             tool, error = clean(d.get("tool", "?")), clean(d.get("error", ""))
-            return f"{step}: attempt {d.get('attempt', '?')} of {tool} failed, retrying ({error})"
+            return f"{step}: {tool} failed ({error}); try {d.get('attempt', '?')}"
         case "step.finished":
             return f"{step}: {clean(d.get('summary') or 'done')}{_tries(d)}"
         case "step.failed":
@@ -208,9 +209,21 @@ class Progress:
         if self.lines:
             self.console.print(Text(f"  ↻ {clean(text)}", style="yellow"), soft_wrap=True)
 
-    def set_usage(self, usage: dict[str, Any] | None) -> None:
+    def sync(self, trip: Trip) -> None:
+        """Take what the trip document knows and the events do not say: the budget use, and the
+        steps the trip went on without (a failed forecast is `degraded` once the plan is made)."""
         with self._lock:
-            self.usage = usage
+            usage = trip.get("usage")
+            self.usage = usage if isinstance(usage, dict) else self.usage
+            for record in _steps(trip.get("steps")):
+                sid = str(record.get("id", ""))
+                if not sid:
+                    continue
+                step = self.steps.setdefault(sid, StepView(sid, clean(record.get("agent", ""))))
+                step.state = str(record.get("status", step.state))
+                step.attempts = int(record.get("attempts") or step.attempts)
+                if record.get("degraded"):
+                    step.degraded = clean(record["degraded"])
 
     def refresh(self) -> None:
         if self._live is not None:

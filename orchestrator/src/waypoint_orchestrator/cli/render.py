@@ -124,9 +124,13 @@ def print_trip(console: Console, trip: Trip, *, jaeger: str) -> None:
         )
     for step in (_dict(s) for s in _list(trip.get("steps"))):
         if step.get("status") == "failed" and step.get("error"):
-            console.print(
-                Text(f"  step {clean(step.get('id', '?'))} failed: {clean(step['error'])}", style="red")
-            )
+            failed = f"  step {clean(step.get('id', '?'))} failed: {clean(step['error'])}"
+            if step.get("degraded"):  # the trip went on without it
+                console.print(
+                    Text(f"{failed}; the trip goes on with {clean(step['degraded'])}", style="yellow")
+                )
+            else:
+                console.print(Text(failed, style="red"))
     if itinerary.get("days"):
         console.print(_days(itinerary))
     if itinerary.get("budget"):
