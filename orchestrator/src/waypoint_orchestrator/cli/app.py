@@ -139,7 +139,9 @@ class Output:
         line per event anywhere else."""
         if self.svg is not None:
             return "final"
-        return "live" if self.out.is_terminal and not self.out.is_dumb_terminal else "lines"
+        # FORCE_COLOR makes rich treat a pipe as a terminal: colour, yes; redrawing a log, no.
+        terminal = self.out.is_terminal and not self.out.is_dumb_terminal and sys.stdout.isatty()
+        return "live" if terminal else "lines"
 
     def notice(self, text: str) -> None:
         self.err.print(Text(clean(text), style="yellow"))
