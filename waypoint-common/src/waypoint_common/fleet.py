@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"\nTry:\n  {_waypoint_command(bin_dir, api, f'plan {shlex.quote(query)}')}"
                 f"\n  curl -s {api}/v1/trips -H 'Authorization: Bearer "
                 f"{fleet.api_key}' \\\n       -H 'content-type: application/json' -H 'Prefer: wait=30' "
-                f"-d '{example}'\n",
+                f"-d '{example}'"
+                f"\n  open {api}/ in a browser (the web page; paste the api key above)\n",
                 flush=True,
             )
             print("Press Ctrl-C to stop.", flush=True)
