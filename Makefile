@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup redis-server chromium run test lint typecheck compose-check pytest compose-fleet bench chaos clean
+.PHONY: help setup redis-server chromium run test lint typecheck compose-check pytest compose-fleet bench bench-trips chaos clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,11 +60,15 @@ compose-fleet: setup ## The compose fleet built and run in a Docker engine (skip
 
 test: lint typecheck compose-check pytest compose-fleet ## Everything CI runs: lint, type check, compose check, tests, the compose fleet
 
-bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood, 1 vs 2 replicas (127.0.0.1 only)
+bench: setup redis-server ## MCP latency against a FastAPI floor, extraction worst case, /healthz under a flood, 1 vs 2 replicas, then bench-trips (127.0.0.1 only)
 	$(RUN) python -m bench.mcp_latency
 	$(RUN) python -m bench.extraction
 	$(RUN) python -m bench.edge_flood
-	$(RUN) python -m bench.replicas
+	$(RUN) python -m bench.replicas --json .run/bench/replicas.json
+	$(MAKE) --no-print-directory bench-trips
+
+bench-trips: setup redis-server ## Trips through one orchestrator: critical path, trips/s, CPU per trip, hardening on/off (JSON + PNG in .run/bench/)
+	$(RUN) python -m bench.trips
 
 TRIPS ?= 1000
 chaos: setup redis-server ## Booked trips under injected faults and a killed orchestrator, then an audit (TRIPS=1000)
