@@ -419,12 +419,14 @@ async def bare_calls(fleet: Fleet, trips: list[dict[str, Any]], concurrency: int
         for server, tool, arguments in call_sets[0]:  # connections open, first answers cached
             await call(server, tool, arguments)
         servers = {name: fleet.tools[name].proc.pid for name in fleet.tools}
+        commands = redis_commands(fleet.redis_url)
         before, client_before = cpu_seconds(servers), own_cpu()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
         client_cpu = own_cpu() - client_before
         after = cpu_seconds(servers)
+        commands = redis_commands(fleet.redis_url) - commands
     calls = sum(len(c) for c in call_sets)
     return {
         "trips": len(call_sets),
@@ -437,6 +439,9 @@ async def bare_calls(fleet: Fleet, trips: list[dict[str, Any]], concurrency: int
         "tool_servers_cpu_ms_per_trip": {
             name: round((after[name] - before[name]) * 1000 / len(call_sets), 3) for name in after
         },
+        # What the tool servers ask of Redis for these calls (the trips' count less this is the
+        # orchestrator's); INFO itself counts one.
+        "redis_commands_per_trip": round((commands.total() - 1) / len(call_sets), 1),
     }
 
 
@@ -492,6 +497,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         ]
         loads["after c=1, c=8"] = [round(x, 2) for x in os.getloadavg()]
 
+        exported_before = httpx2.get(f"{sink_url}/stats").json()["spans"]
         rounds: list[Trial] = []
         for r in range(counts.rounds):
             order = (hardened, switched_off) if r % 2 == 0 else (switched_off, hardened)
@@ -506,6 +512,8 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
                     )
                 )
         loads["after c=32 rounds"] = [round(x, 2) for x in os.getloadavg()]
+        time.sleep(2.5)  # the services export spans in batches every second
+        exported = httpx2.get(f"{sink_url}/stats").json()["spans"] - exported_before
 
         kept = [s.trip for t in rounds if t.fleet == hardened.name for s in t.planned if s.trip is not None]
         progress(
@@ -514,6 +522,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         bare = asyncio.run(bare_calls(hardened, kept[: counts.bare], ROUND_CONCURRENCY))
         sink = httpx2.get(f"{sink_url}/stats").json()
         loads["end"] = [round(x, 2) for x in os.getloadavg()]
+    sink["spans_in_c32_rounds"] = exported
     return analyse(critical, throughput, rounds, bare, sink, counts, loads, replicas_figure(replicas_json))
 
 
@@ -597,6 +606,7 @@ def analyse(
     on = aggregate([t for t in rounds if t.fleet == "hardened"], f"c={ROUND_CONCURRENCY}, hardened")
     off = aggregate([t for t in rounds if t.fleet != "hardened"], f"c={ROUND_CONCURRENCY}, switched off")
     orchestrator_ms = on["cpu_ms_per_trip"]["orchestrator"]
+    sink["spans_per_trip"] = round(sink["spans_in_c32_rounds"] / on["planned"], 1)
     values: dict[str, float | None] = {
         "plan_p50_over_critical_path": statistics.median(plan) / path_ms,
         "plan_p99_over_critical_path": percentile(plan, 0.99) / path_ms,
@@ -691,18 +701,29 @@ def report(figures: dict[str, Any]) -> None:
 
     cpu = figures["cpu"]
     bare = cpu["bare_calls"]
-    print("\nCPU ms per planned trip (c=32)    hardened   switched off")
-    for name, ms in cpu["per_trip_ms_hardened"].items():
-        other = cpu["per_trip_ms_switched_off"].get(name)
-        print(f"  {name:<32}{ms:>9.2f}{'' if other is None else f'{other:>15.2f}'}")
-    print(f"  {'load generator (this process)':<32}{cpu['load_generator_ms_per_trip']:>9.2f}")
+    on, off = cpu["per_trip_ms_hardened"], cpu["per_trip_ms_switched_off"]
+    print("\nCPU ms per planned trip, c=32 (of it kernel)   hardened    switched off")
+    for name in sorted(n for n in on if not n.endswith(" system")):
+        row = f"  {name:<44}{on[name]:>7.2f} ({on[f'{name} system']:.1f})"
+        if name in off:
+            row += f"{off[name]:>9.2f} ({off[f'{name} system']:.1f})"
+        print(row)
+    print(f"  {'load generator (this process)':<44}{cpu['load_generator_ms_per_trip']:>7.2f}")
+    servers = ", ".join(
+        f"{k} {v:.2f}" for k, v in bare["tool_servers_cpu_ms_per_trip"].items() if not k.endswith(" system")
+    )
     print(
         f"Bare MCP calls of a trip ({bare['calls_per_trip']:g} calls, plain MCP client): "
-        f"{bare['client_cpu_ms_per_trip']:.2f} ms client CPU; tool servers "
-        + ", ".join(f"{k} {v:.2f}" for k, v in bare["tool_servers_cpu_ms_per_trip"].items())
-        + " ms"
+        f"{bare['client_cpu_ms_per_trip']:.2f} ms client CPU; tool servers {servers} ms"
     )
-    print(f"OTLP receiver got: {figures['hardening']['otlp_receiver']}")
+    hardening = figures["hardening"]
+    print(
+        f"Redis commands per trip: {hardening['on']['redis_commands_per_trip']:g} hardened, "
+        f"{hardening['off']['redis_commands_per_trip']:g} switched off, of which the tool servers' "
+        f"{bare['redis_commands_per_trip']:g} (the bare calls')"
+    )
+    sink = hardening["otlp_receiver"]
+    print(f"Spans exported per trip (every service): {sink['spans_per_trip']:g}; the receiver got {sink}")
 
     print(f"\n{'figure':<62}{'value':>8}  {'target':<9}")
     for f in figures["figures"]:
