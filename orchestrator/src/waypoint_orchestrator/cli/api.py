@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from waypoint_common import devkey
+from waypoint_common.errors import FinalError, TransientError
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 # Statuses a trip does not leave by itself: the API ends an event stream there.
@@ -43,8 +44,9 @@ Trip = dict[str, Any]
 Notice = Callable[[str], None]
 
 
-class ApiProblem(Exception):
-    """The API refused a request: its status and problem document (RFC 9457)."""
+class ApiProblem(FinalError):
+    """The API refused a request: its status and problem document (RFC 9457). Final: the
+    client already retried what a retry could help (no answer, 502/503/504)."""
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:
         self.status = status
@@ -72,7 +74,7 @@ class ApiProblem(Exception):
         return [(str(e.get("field", "")), str(e.get("message", ""))) for e in found if isinstance(e, dict)]
 
 
-class Unreachable(Exception):
+class Unreachable(TransientError):
     """No answer from the API (refused, timed out, cut), or only 5xx answers, after the retries."""
 
 
