@@ -353,6 +353,32 @@ def critical_path(steps: list[dict[str, Any]], latency: Mapping[str, float]) -> 
     return max((finish(step_id) for step_id in by_id), key=lambda f: (f[0], len(f[1])))
 
 
+def breakdown(trips: list[dict[str, Any]]) -> dict[str, float]:
+    """Where a trip's plan time goes, from its own timestamps (medians over the trips, ms): before
+    the searches start, the searches (to the last one finished), the choice and the itinerary,
+    and settling."""
+    parts: dict[str, list[float]] = {}
+    for trip in trips:
+        steps = {s["id"]: s for s in trip["steps"] if s["started_at"] and s["finished_at"]}
+        searches = [s for s in steps.values() if s["action"] in LATENCY_MS]
+        if not searches or "summarize" not in steps:
+            continue
+        first = min(s["started_at"] for s in searches)
+        last = max(s["finished_at"] for s in searches)
+        marks = {
+            "accepted -> first search started (queue, routing, gate, plan)": (trip["created_at"], first),
+            "first search started -> last search finished": (first, last),
+            "last search finished -> itinerary written (choose, summarize)": (
+                last,
+                steps["summarize"]["finished_at"],
+            ),
+            "itinerary written -> planned": (steps["summarize"]["finished_at"], trip["updated_at"]),
+        }
+        for label, (start, end) in marks.items():
+            parts.setdefault(label, []).append(_ms_between(start, end))
+    return {label: round(statistics.median(values), 1) for label, values in parts.items()}
+
+
 def set_latency(fleet: Fleet, on: bool) -> None:
     for tool, server in SERVER_OF.items():
         plan = {tool: {"latency_ms": LATENCY_MS[tool]}} if on else {}
@@ -492,7 +518,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         loads["after critical path"] = [round(x, 2) for x in os.getloadavg()]
 
         throughput = [
-            trial(hardened, "no injected latency, c=1", 1, counts.c1),
+            trial(hardened, "no injected latency, c=1", 1, counts.c1, keep=True),
             trial(hardened, "no injected latency, c=8", 8, counts.c8),
         ]
         loads["after c=1, c=8"] = [round(x, 2) for x in os.getloadavg()]
@@ -641,6 +667,10 @@ def analyse(
             "path": [vars(h) for h in hops],
             "ms": path_ms,
             "trips_by_critical_path_ms": {f"{ms:g}": n for ms, n in sorted(paths.items())},
+            "breakdown_ms": breakdown([s.trip for s in critical.planned if s.trip is not None]),
+            "breakdown_ms_no_injected_latency": breakdown(
+                [s.trip for s in throughput[0].planned if s.trip is not None]
+            ),
             "steps": [
                 {
                     "id": s["id"],
@@ -688,6 +718,10 @@ def report(figures: dict[str, Any]) -> None:
     print(f"Injected latency (ms): {critical['latency_ms']}")
     print(f"Critical path: {path} = {critical['ms']:g} ms")
     print(f"Plan time: {figures['plan_time']}")
+    print("Where a trip's plan time goes, c=1 (medians, ms):        injected latency   none")
+    bare = critical["breakdown_ms_no_injected_latency"]
+    for label, ms in critical["breakdown_ms"].items():
+        print(f"  {label:<66}{ms:>8.1f}{bare.get(label, math.nan):>8.1f}")
 
     print(
         f"\n{'configuration':<44}{'trips':>7}{'trips/s':>9}{'plan p50':>10}{'plan p99':>10}{'client p50':>12}"
