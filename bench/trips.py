@@ -7,7 +7,8 @@ redis-server, the four tool servers and one orchestrator process (`WAYPOINT_WORK
   traces and metrics exported over OTLP/HTTP by every service to a receiver of ours
   (`bench.otlp_sink`, a process of its own);
 * **switched off**: `WAYPOINT_BUDGETS_ENABLED`, `WAYPOINT_IDEMPOTENCY_KEYS_ENABLED` and
-  `WAYPOINT_BREAKERS_ENABLED` false (settings for measuring only) and no OTLP endpoint.
+  `WAYPOINT_BREAKERS_ENABLED` false (settings for measuring only) and no OTLP endpoint; or only
+  those named with `--switch-off` (tracing, budgets, idempotency, breakers), to weigh each.
 
 Every trip is one free-text request (a 4-day hiking trip from Seattle to Patagonia with one fancy
 dinner, for two), its date moved a day per trip, POSTed with an Idempotency-Key and
@@ -83,11 +84,12 @@ SERVER_OF = {
     "get_forecast": "mcp-weather",
 }
 PLANNED = frozenset({"planned", "partial", "over_budget"})
-SWITCHES_OFF = {
-    "WAYPOINT_BUDGETS_ENABLED": "false",
-    "WAYPOINT_IDEMPOTENCY_KEYS_ENABLED": "false",
-    "WAYPOINT_BREAKERS_ENABLED": "false",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+# What the switched-off fleet switches off (`--switch-off`, all four by default).
+SWITCHES = {
+    "tracing": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+    "budgets": {"WAYPOINT_BUDGETS_ENABLED": "false"},
+    "idempotency": {"WAYPOINT_IDEMPOTENCY_KEYS_ENABLED": "false"},
+    "breakers": {"WAYPOINT_BREAKERS_ENABLED": "false"},
 }
 ROUND_CONCURRENCY = 32
 
@@ -166,7 +168,12 @@ class Fleet:
         return named | {name: s.proc.pid for name, s in self.tools.items()} | self.extra
 
 
-def start_fleets(harness: Harness, workers: int) -> tuple[Fleet, Fleet, str]:
+def switched_off(names: Iterable[str]) -> dict[str, str]:
+    """The environment of the switched-off fleet: the named switches off, the others as hardened."""
+    return {k: v for name in names for k, v in SWITCHES[name].items()}
+
+
+def start_fleets(harness: Harness, workers: int, off: Mapping[str, str]) -> tuple[Fleet, Fleet, str]:
     """The hardened fleet and the switched-off one, ready, and the OTLP receiver's stats URL."""
     sink_port = free_port()
     sink = harness.popen([str(BIN / "python"), "-m", "bench.otlp_sink", "--port", str(sink_port)])
@@ -175,7 +182,7 @@ def start_fleets(harness: Harness, workers: int) -> tuple[Fleet, Fleet, str]:
     fleets: list[Fleet] = []
     for name, extra_env in (
         ("hardened", {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url}),
-        ("switched off", SWITCHES_OFF),
+        ("switched off", {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, **off}),
     ):
         store = harness.redis()
         env = {"REDIS_URL": store.url, "WAYPOINT_LOG_LEVEL": "WARNING", **extra_env}
@@ -483,13 +490,14 @@ class Counts:
     rounds: int = 3
     bare: int = 250
     workers: int = 32
+    switch_off: tuple[str, ...] = tuple(SWITCHES)
 
 
 def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
     loads: dict[str, list[float]] = {"start": [round(x, 2) for x in os.getloadavg()]}
     with Harness(log_dir) as harness:
         progress(f"starting two fleets (harness run {harness.run_id}, logs in {log_dir})")
-        hardened, switched_off, sink_url = start_fleets(harness, counts.workers)
+        hardened, without, sink_url = start_fleets(harness, counts.workers, switched_off(counts.switch_off))
         numbered = itertools.count(0, 1000)  # each trial its own dates' range start
 
         def trial(
@@ -505,7 +513,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
             )
             return result
 
-        for fleet in (hardened, switched_off):  # connections open, code paths warm
+        for fleet in (hardened, without):  # connections open, code paths warm
             trial(fleet, f"warm-up ({fleet.name})", 4, max(4, counts.workers // 2), cpu=False)
 
         progress("critical path: injected latency per search tool, one trip at a time")
@@ -526,7 +534,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         exported_before = httpx2.get(f"{sink_url}/stats").json()["spans"]
         rounds: list[Trial] = []
         for r in range(counts.rounds):
-            order = (hardened, switched_off) if r % 2 == 0 else (switched_off, hardened)
+            order = (hardened, without) if r % 2 == 0 else (without, hardened)
             for fleet in order:
                 rounds.append(
                     trial(
@@ -632,7 +640,8 @@ def analyse(
     on = aggregate([t for t in rounds if t.fleet == "hardened"], f"c={ROUND_CONCURRENCY}, hardened")
     off = aggregate([t for t in rounds if t.fleet != "hardened"], f"c={ROUND_CONCURRENCY}, switched off")
     orchestrator_ms = on["cpu_ms_per_trip"]["orchestrator"]
-    sink["spans_per_trip"] = round(sink["spans_in_c32_rounds"] / on["planned"], 1)
+    exporting = on["planned"] + (0 if "tracing" in counts.switch_off else off["planned"])
+    sink["spans_per_trip"] = round(sink["spans_in_c32_rounds"] / exporting, 1)
     values: dict[str, float | None] = {
         "plan_p50_over_critical_path": statistics.median(plan) / path_ms,
         "plan_p99_over_critical_path": percentile(plan, 0.99) / path_ms,
@@ -690,7 +699,13 @@ def analyse(
             "load_generator_ms_per_trip": on["load_generator_cpu_ms_per_trip"],
             "bare_calls": bare,
         },
-        "hardening": {"on": on, "off": off, "switched_off": SWITCHES_OFF, "otlp_receiver": sink},
+        "hardening": {
+            "on": on,
+            "off": off,
+            "switched_off": list(counts.switch_off),
+            "switched_off_environment": switched_off(counts.switch_off),
+            "otlp_receiver": sink,
+        },
         "replicas": replicas,
         "samples_ms": {
             critical.label: [round(s.plan_ms, 1) for s in critical.planned],
@@ -756,6 +771,7 @@ def report(figures: dict[str, Any]) -> None:
         f"{hardening['off']['redis_commands_per_trip']:g} switched off, of which the tool servers' "
         f"{bare['redis_commands_per_trip']:g} (the bare calls')"
     )
+    print(f"The switched-off fleet goes without: {', '.join(hardening['switched_off'])}")
     sink = hardening["otlp_receiver"]
     print(f"Spans exported per trip (every service): {sink['spans_per_trip']:g}; the receiver got {sink}")
 
@@ -830,6 +846,13 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=defaults.workers, help="WAYPOINT_WORKERS")
     parser.add_argument(
+        "--switch-off",
+        nargs="+",
+        choices=tuple(SWITCHES),
+        default=list(defaults.switch_off),
+        help="what the switched-off fleet goes without (default: all)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=RESULTS / "trips.json", help="where to write the figures"
     )
     parser.add_argument("--png", type=Path, default=RESULTS / "trips.png", help="where to write the plot")
@@ -845,6 +868,7 @@ def main() -> int:
         args.rounds,
         args.bare_trips,
         args.workers,
+        tuple(args.switch_off),
     )
     log_dir = Path(tempfile.mkdtemp(prefix="waypoint-bench-trips-"))
     try:
