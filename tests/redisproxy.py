@@ -9,14 +9,13 @@ reply (`after`: the command ran, the client never learns it). Then Redis is unre
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tests.support import free_port
+from tests.tcpproxy import Link, LoopbackProxy
 
 
 @dataclass
@@ -28,23 +27,15 @@ class _Trap:
 
 
 @dataclass(eq=False)
-class _Link:
-    client: socket.socket
-    server: socket.socket
+class _RedisLink(Link):
     muted: bool = False  # replies from Redis are dropped
 
 
-class RedisProxy:
+class RedisProxy(LoopbackProxy[_RedisLink]):
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=512)
-        self._lock = threading.Lock()
-        self._links: set[_Link] = set()
         self._trap: _Trap | None = None
         self._down_until = 0.0
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port, backlog=512, connect_timeout=2)
 
     @property
     def url(self) -> str:
@@ -65,39 +56,15 @@ class RedisProxy:
         with self._lock:
             self._trap = None
 
-    def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        self._cut_all()
-
     # -- internals --------------------------------------------------------------------------
 
-    def _down(self) -> bool:
+    def _refuses(self) -> bool:
         return time.monotonic() < self._down_until
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self._down():
-                _close(client)
-                continue
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
-                server.settimeout(None)
-            except OSError:
-                _close(client)
-                continue
-            link = _Link(client, server)
-            with self._lock:
-                self._links.add(link)
-            threading.Thread(target=self._upstream, args=(link,), daemon=True).start()
-            threading.Thread(target=self._downstream, args=(link,), daemon=True).start()
+    def _link(self, client: socket.socket, server: socket.socket) -> _RedisLink:
+        return _RedisLink(client, server)
 
-    def _upstream(self, link: _Link) -> None:
+    def _upstream(self, link: _RedisLink) -> None:
         try:
             while True:
                 data = link.client.recv(65536)
@@ -118,7 +85,7 @@ class RedisProxy:
             pass
         self._drop(link)
 
-    def _downstream(self, link: _Link) -> None:
+    def _downstream(self, link: _RedisLink) -> None:
         try:
             while True:
                 data = link.server.recv(65536)
@@ -141,22 +108,3 @@ class RedisProxy:
     def _outage(self, seconds: float) -> None:
         self._down_until = time.monotonic() + seconds
         self._cut_all()
-
-    def _cut_all(self) -> None:
-        with self._lock:
-            links = list(self._links)
-        for link in links:
-            self._drop(link)
-
-    def _drop(self, link: _Link) -> None:
-        with self._lock:
-            self._links.discard(link)
-        _close(link.client)
-        _close(link.server)
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        sock.close()

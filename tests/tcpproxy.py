@@ -1,10 +1,16 @@
-"""A TCP proxy in front of an HTTP server that cuts a connection in the middle of a reply.
+"""TCP proxies on loopback that break connections on purpose, for the tests.
 
-A test arms a one-shot cut with two byte strings: the next request holding `request` gets its
-reply forwarded up to and including the first `reply` in it, and then both sides of that
-connection are closed, as a dropped network link would leave them (the client has part of the
-reply; the server had sent all of it). Every request that passes is recorded, so a test can see
-what a client sent (its headers) before and after the cut.
+`LoopbackProxy` is the plumbing every such proxy shares: a listener on a free port, one link per
+accepted connection (client and server sockets, a thread each way), dropping a link or all of
+them, closing. A proxy says what flows through a link (`_upstream`, `_downstream`) and whether
+a new connection is refused (`_refuses`).
+
+`CuttingProxy`, in front of an HTTP server, cuts a connection in the middle of a reply. A test
+arms a one-shot cut with two byte strings: the next request holding `request` gets its reply
+forwarded up to and including the first `reply` in it, and then both sides of that connection
+are closed, as a dropped network link would leave them (the client has part of the reply; the
+server had sent all of it). Every request that passes is recorded, so a test can see what a
+client sent (its headers) before and after the cut.
 """
 
 from __future__ import annotations
@@ -13,8 +19,99 @@ import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from tests.support import free_port
+
+
+@dataclass(eq=False)
+class Link:
+    """One proxied connection: the client's socket and ours to the server."""
+
+    client: socket.socket
+    server: socket.socket
+
+
+L = TypeVar("L", bound=Link)
+
+
+class LoopbackProxy(Generic[L]):
+    """A listener on 127.0.0.1 forwarding each connection to `target_port` through a link."""
+
+    def __init__(self, target_port: int, *, backlog: int = 128, connect_timeout: float = 5.0) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._connect_timeout = connect_timeout
+        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=backlog)
+        self._lock = threading.Lock()
+        self._links: set[L] = set()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self._cut_all()
+
+    # -- what a proxy decides ---------------------------------------------------------------
+
+    def _refuses(self) -> bool:
+        """True to close a new connection as soon as it is accepted."""
+        return False
+
+    def _link(self, client: socket.socket, server: socket.socket) -> L:
+        raise NotImplementedError
+
+    def _upstream(self, link: L) -> None:
+        raise NotImplementedError
+
+    def _downstream(self, link: L) -> None:
+        raise NotImplementedError
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._refuses():
+                _close(client)
+                continue
+            try:
+                server = socket.create_connection(
+                    ("127.0.0.1", self.target_port), timeout=self._connect_timeout
+                )
+                server.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            link = self._link(client, server)
+            with self._lock:
+                self._links.add(link)
+            threading.Thread(target=self._upstream, args=(link,), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(link,), daemon=True).start()
+
+    def _cut_all(self) -> None:
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            self._drop(link)
+
+    def _drop(self, link: L) -> None:
+        with self._lock:
+            self._links.discard(link)
+        _close(link.client)
+        _close(link.server)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 @dataclass
@@ -25,23 +122,15 @@ class _Cut:
 
 
 @dataclass(eq=False)
-class _Link:
-    client: socket.socket
-    server: socket.socket
+class _CutLink(Link):
     cut: _Cut | None = None  # armed for the reply now on its way
 
 
-class CuttingProxy:
+class CuttingProxy(LoopbackProxy[_CutLink]):
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port), backlog=128)
-        self._lock = threading.Lock()
-        self._links: set[_Link] = set()
         self._cut: _Cut | None = None
         self._requests: list[bytes] = []
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port)
 
     @property
     def url(self) -> str:
@@ -60,36 +149,10 @@ class CuttingProxy:
             self._cut = cut
         return cut.fired
 
-    def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            links = list(self._links)
-        for link in links:
-            self._drop(link)
+    def _link(self, client: socket.socket, server: socket.socket) -> _CutLink:
+        return _CutLink(client, server)
 
-    # -- internals --------------------------------------------------------------------------
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-                server.settimeout(None)
-            except OSError:
-                _close(client)
-                continue
-            link = _Link(client, server)
-            with self._lock:
-                self._links.add(link)
-            threading.Thread(target=self._upstream, args=(link,), daemon=True).start()
-            threading.Thread(target=self._downstream, args=(link,), daemon=True).start()
-
-    def _upstream(self, link: _Link) -> None:
+    def _upstream(self, link: _CutLink) -> None:
         try:
             while True:
                 data = link.client.recv(65536)
@@ -104,7 +167,7 @@ class CuttingProxy:
             pass
         self._drop(link)
 
-    def _downstream(self, link: _Link) -> None:
+    def _downstream(self, link: _CutLink) -> None:
         tail = b""
         try:
             while True:
@@ -129,16 +192,3 @@ class CuttingProxy:
         except OSError:
             pass
         self._drop(link)
-
-    def _drop(self, link: _Link) -> None:
-        with self._lock:
-            self._links.discard(link)
-        _close(link.client)
-        _close(link.server)
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        sock.close()
