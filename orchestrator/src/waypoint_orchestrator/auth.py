@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waypoint_orchestrator.apikeys import ApiKey
 from waypoint_orchestrator.apikeys import Scope as KeyScope
+from waypoint_orchestrator.asgi import with_headers
 from waypoint_orchestrator.problems import Problem
 from waypoint_orchestrator.quotas import RateDecision
 
@@ -151,17 +152,7 @@ class RateLimitHeaders:
             return
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra: dict[str, str] = scope.get("state", {}).get(_STATE_HEADERS) or {}
-                if extra:
-                    present = {name.lower() for name, _ in message.get("headers", [])}
-                    headers = list(message.get("headers", []))
-                    headers += [
-                        (k.lower().encode(), v.encode())
-                        for k, v in extra.items()
-                        if k.lower().encode() not in present
-                    ]
-                    message = {**message, "headers": headers}
-            await send(message)
+            extra: dict[str, str] = scope.get("state", {}).get(_STATE_HEADERS) or {}
+            await send(with_headers(message, extra))
 
         await self.app(scope, receive, send_with_headers)

@@ -21,6 +21,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waypoint_orchestrator.asgi import with_headers
+
 STATIC = Path(__file__).parent / "static"
 STATIC_PREFIX = "/static"
 
@@ -76,14 +78,8 @@ class SecurityHeaders:
             extra.update(PAGE_HEADERS)
             if scope.get("path", "").startswith(STATIC_PREFIX + "/"):
                 extra.update(PAGE_CACHE)
-        added = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                headers = list(message.get("headers", []))
-                headers += [(name, value) for name, value in added if name not in present]
-                message = {**message, "headers": headers}
-            await send(message)
+            await send(with_headers(message, extra))
 
         await self.app(scope, receive, send_with_headers)
