@@ -48,7 +48,9 @@ class Row:
     calls_per_replica: list[int]
 
 
-async def drive(port: int, hosts_file: Path, calls: int) -> tuple[float, float, float, list[int]]:
+async def drive(
+    port: int, hosts_file: Path, calls: int, server_pid: int
+) -> tuple[float, float, float, list[int]]:
     """Searches at concurrency 32 through one balancing client: calls/s, p50, p99, spread."""
     client = ToolClient(
         "mcp-flights",
@@ -66,7 +68,8 @@ async def drive(port: int, hosts_file: Path, calls: int) -> tuple[float, float, 
         await client.call("search_flights", args)
 
     try:
-        figures = await measure("search_flights", search, CONCURRENCY, calls, warmup=CONCURRENCY)
+        # `server_pid` (the first replica) is only for measure's CPU figure, which is not reported here.
+        figures = await measure("search_flights", search, CONCURRENCY, calls, server_pid, warmup=CONCURRENCY)
         spread = sorted(client.replica_calls().values(), reverse=True)
     finally:
         await client.aclose()
@@ -87,7 +90,9 @@ def run_setting(harness: Harness, redis_url: str, setting: str, service_ms: floa
         with tempfile.NamedTemporaryFile("w", suffix=".hosts", delete=False) as hosts:
             hosts.write("".join(f"{a} mcp-flights\n" for a in addresses))
         try:
-            per_second, p50, p99, spread = asyncio.run(drive(port, Path(hosts.name), calls))
+            per_second, p50, p99, spread = asyncio.run(
+                drive(port, Path(hosts.name), calls, replicas[0].proc.pid)
+            )
         finally:
             for replica in replicas:
                 replica.stop()
