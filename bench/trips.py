@@ -25,7 +25,7 @@ end (`planned`, `partial` or `over_budget`).
    before and after the concurrency-32 rounds, per planned trip; against the CPU this process
    spends making the same MCP calls (same tools, same arguments, rebuilt from each trip's
    resolved request with the orchestrator's own agents) with a plain MCP client, 32 trips' calls
-   at a time.
+   at a time, on uvloop as the orchestrator's calls are (uvicorn's loop; so is the load generator).
 4. *Cost of hardening*: concurrency-32 rounds alternating between the two fleets.
 5. *Replicas*: read from `bench/replicas.py`'s JSON (`make bench` runs it first), not measured again.
 
@@ -58,6 +58,7 @@ from typing import Any
 import httpx2
 import psutil
 import redis
+import uvloop
 from mcp import Client
 
 from bench.harness import BIN, Harness, Interrupted, ServiceProcess, free_port, wait_until
@@ -503,7 +504,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         def trial(
             fleet: Fleet, label: str, concurrency: int, total: int, *, keep: bool = False, cpu: bool = True
         ) -> Trial:
-            result = asyncio.run(
+            result = uvloop.run(
                 drive(fleet, label, concurrency, total, next(numbered), keep=keep, measure_cpu=cpu)
             )
             s = result.summary()
@@ -553,7 +554,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         progress(
             f"bare MCP calls of {min(len(kept), counts.bare)} trips, {ROUND_CONCURRENCY} trips at a time"
         )
-        bare = asyncio.run(bare_calls(hardened, kept[: counts.bare], ROUND_CONCURRENCY))
+        bare = uvloop.run(bare_calls(hardened, kept[: counts.bare], ROUND_CONCURRENCY))
         sink = httpx2.get(f"{sink_url}/stats").json()
         loads["end"] = [round(x, 2) for x in os.getloadavg()]
     sink["spans_in_c32_rounds"] = exported
