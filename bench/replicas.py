@@ -128,8 +128,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--calls", type=int, default=1000, help="measured searches per row (default 1000)")
-    parser.add_argument("--service-ms", type=float, default=10.0, help="injected service time (default 10)")
+    parser.add_argument("--calls", type=int, default=600, help="measured searches per row (default 600)")
+    parser.add_argument("--service-ms", type=float, default=25.0, help="injected service time (default 25)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="waypoint-bench-replicas-"))
