@@ -28,7 +28,7 @@ from mcp_types import (
 )
 
 from tests.support import free_port, wait_until
-from waypoint_common.retries import ToolUnavailable
+from waypoint_common.errors import MalformedResult, TransientError
 from waypoint_orchestrator.mcpclient import CompiledOutputValidator, CompiledValidationClient
 from waypoint_orchestrator.toolclient import ToolClient
 
@@ -135,7 +135,13 @@ async def test_the_tool_client_never_returns_a_result_breaking_its_schema(misbeh
     tools = ToolClient("misbehaving", misbehaving_url, timeout=5)
     try:
         assert await tools.call("good", {}) == ANSWERS["good"]
-        with pytest.raises(ToolUnavailable):
+        # A broken contract, not a broken connection: final (not retried), and the replica that
+        # answered is neither ejected nor counted against the breaker.
+        with pytest.raises(MalformedResult, match="Invalid structured content returned by tool wrong_type"):
             await tools.call("wrong_type", {})
+        assert not issubclass(MalformedResult, TransientError)
+        assert all(r.ejected_until == 0 for r in tools._replicas.values())
+        assert tools.breaker.state == "closed"
+        assert await tools.call("good", {}) == ANSWERS["good"]
     finally:
         await tools.aclose()

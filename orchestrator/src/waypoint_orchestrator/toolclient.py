@@ -22,10 +22,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
+from jsonschema.exceptions import ValidationError as JsonSchemaValidationError
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -34,7 +35,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import SecretStr
 
-from waypoint_common.errors import CircuitOpen
+from waypoint_common.errors import CircuitOpen, MalformedResult
 from waypoint_common.resilience import STATE_VALUES, BreakerState, CircuitBreaker, RetryBudget
 from waypoint_common.retries import ToolRejected, ToolUnavailable
 from waypoint_common.serviceauth import bearer_header
@@ -347,15 +348,25 @@ class ToolClient:
                 f"{exc.error.message} (code {exc.error.code})",
                 retry_after=self._asked_to_wait(),
             ) from exc
+        except RuntimeError as exc:
+            if isinstance(exc.__cause__, JsonSchemaValidationError):
+                # The SDK's output-schema check refused the answer: the replica answered, just not
+                # in its published contract. Final (retrying elsewhere asks the same code), and no
+                # reason to eject the replica or reset the connection.
+                raise MalformedResult(self.server, what, str(exc)) from exc
+            await self._transport_failure(replica, what, exc)
         except Exception as exc:
-            # The connection is gone (refused, reset, read timeout): reconnect on the next call,
-            # and send the next calls elsewhere for a while (an outlier).
-            self._eject(replica)
-            await replica.connection.reset()
-            log.warning("transport failure calling %s on %s: %r", what, self.server, exc)
-            raise ToolUnavailable(self.server, what, f"transport failure ({_kind(exc)})") from exc
+            await self._transport_failure(replica, what, exc)
         finally:
             replica.in_flight -= 1
+
+    async def _transport_failure(self, replica: _Replica, what: str, exc: Exception) -> NoReturn:
+        """The connection is gone (refused, reset, read timeout): reconnect on the next call,
+        and send the next calls elsewhere for a while (an outlier)."""
+        self._eject(replica)
+        await replica.connection.reset()
+        log.warning("transport failure calling %s on %s: %r", what, self.server, exc)
+        raise ToolUnavailable(self.server, what, f"transport failure ({_kind(exc)})") from exc
 
     def _eject(self, replica: _Replica) -> None:
         """No calls to this replica for a while (unless every replica is ejected)."""
