@@ -26,7 +26,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from waypoint_common import keys
-from waypoint_common.connections import ClusterClient, RedisClient
+from waypoint_common.connections import TIMEOUTS, ClusterClient, RedisClient
 
 POLICY = "default"
 
@@ -60,8 +60,7 @@ class RequestRate:
                 key_prefix=keys.RATE_PREFIX,
                 **{
                     "max_connections": 8,
-                    "socket_connect_timeout": 2,
-                    "socket_timeout": 5,
+                    **TIMEOUTS,
                     **redis.url.connection_options(),
                 },
             )

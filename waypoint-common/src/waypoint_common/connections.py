@@ -54,6 +54,22 @@ REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+# Every connection's time-outs, one node or a cluster's (also the rate limiter's own cluster
+# client): a Redis that does not answer is found out in seconds.
+TIMEOUTS: dict[str, float] = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+
+def _connection_settings() -> dict[str, Any]:
+    """What every pooled connection gets, one node or a cluster's: the time-outs, a health
+    check on a connection idle for a while, and connection errors retried a couple of times."""
+    return {
+        "decode_responses": True,
+        **TIMEOUTS,
+        "health_check_interval": 15,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+    }
+
+
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DEFAULT_PORT = 6379
 
@@ -138,13 +154,9 @@ def connect_redis(url: str, *, max_connections: int = 64, pool_timeout: float = 
         return ClusterClient(cluster, max_connections=max_connections, pool_timeout=pool_timeout)
     pool = BlockingConnectionPool.from_url(
         url,
-        decode_responses=True,
         max_connections=max_connections,
         timeout=pool_timeout,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=15,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        **_connection_settings(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis.from_pool(pool)
@@ -173,12 +185,8 @@ class ClusterClient(RedisCluster):
 
     def __init__(self, url: ClusterUrl, *, max_connections: int = 64, pool_timeout: float = 5.0) -> None:
         settings: dict[str, Any] = {
-            "decode_responses": True,
             "max_connections": max_connections,
-            "socket_connect_timeout": 2,
-            "socket_timeout": 5,
-            "health_check_interval": 15,
-            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+            **_connection_settings(),
             **url.connection_options(),
         }
         super().__init__(startup_nodes=[ClusterNode(host, port) for host, port in url.nodes], **settings)
