@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -35,7 +36,7 @@ class Link:
 L = TypeVar("L", bound=Link)
 
 
-class LoopbackProxy(Generic[L]):
+class LoopbackProxy(ABC, Generic[L]):
     """A listener on 127.0.0.1 forwarding each connection to `target_port` through a link."""
 
     def __init__(self, target_port: int, *, backlog: int = 128, connect_timeout: float = 5.0) -> None:
@@ -60,14 +61,17 @@ class LoopbackProxy(Generic[L]):
         """True to close a new connection as soon as it is accepted."""
         return False
 
+    @abstractmethod
     def _link(self, client: socket.socket, server: socket.socket) -> L:
-        raise NotImplementedError
+        """The link for a new connection."""
 
+    @abstractmethod
     def _upstream(self, link: L) -> None:
-        raise NotImplementedError
+        """Client to server, until either side closes."""
 
+    @abstractmethod
     def _downstream(self, link: L) -> None:
-        raise NotImplementedError
+        """Server to client, until either side closes."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
