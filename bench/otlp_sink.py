@@ -2,7 +2,8 @@
 
 The services' OpenTelemetry SDK exporters POST protobuf bodies to `/v1/traces` and
 `/v1/metrics`; this decodes each trace request (as a collector's receiver would) to count its
-spans, and answers `200` with an empty export response. `GET /stats` tells what arrived. It runs
+spans (in all, and by service and instrumentation scope), and answers `200` with an empty export
+response. `GET /stats` tells what arrived. It runs
 as a process of its own (`python -m bench.otlp_sink --port N`), so that what it costs is not the
 services' nor the load generator's; it listens on 127.0.0.1 only.
 """
@@ -14,9 +15,11 @@ import gzip
 import json
 import threading
 import zlib
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 TRACES_PATH = "/v1/traces"
 
@@ -27,22 +30,43 @@ class Counts:
         self.requests: dict[str, int] = {}
         self.spans = 0
         self.bytes = 0
+        self.by_source: Counter[str] = Counter()  # "<service> <instrumentation scope>": spans
 
-    def add(self, path: str, size: int, spans: int) -> None:
+    def add(self, path: str, size: int, spans: Counter[str]) -> None:
         with self.lock:
             self.requests[path] = self.requests.get(path, 0) + 1
             self.bytes += size
-            self.spans += spans
+            self.spans += spans.total()
+            self.by_source.update(spans)
 
     def as_json(self) -> bytes:
         with self.lock:
-            return json.dumps({"requests": self.requests, "spans": self.spans, "bytes": self.bytes}).encode()
+            return json.dumps(
+                {
+                    "requests": self.requests,
+                    "spans": self.spans,
+                    "bytes": self.bytes,
+                    "by_source": dict(self.by_source),
+                }
+            ).encode()
 
 
-def _spans(body: bytes) -> int:
+def _service(resource_spans: ResourceSpans) -> str:
+    for attribute in resource_spans.resource.attributes:
+        if attribute.key == "service.name":
+            return str(attribute.value.string_value)
+    return "unknown"
+
+
+def _spans(body: bytes) -> Counter[str]:
+    """The request's spans by `<service> <instrumentation scope>`."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     request.ParseFromString(body)
-    return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+    spans: Counter[str] = Counter()
+    for rs in request.resource_spans:
+        for scope in rs.scope_spans:
+            spans[f"{_service(rs)} {scope.scope.name}"] += len(scope.spans)
+    return spans
 
 
 def handler(counts: Counts) -> type[BaseHTTPRequestHandler]:
@@ -54,7 +78,7 @@ def handler(counts: Counts) -> type[BaseHTTPRequestHandler]:
                 body = gzip.decompress(body)
             elif encoding == "deflate":
                 body = zlib.decompress(body)
-            counts.add(self.path, len(body), _spans(body) if self.path == TRACES_PATH else 0)
+            counts.add(self.path, len(body), _spans(body) if self.path == TRACES_PATH else Counter())
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")

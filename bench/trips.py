@@ -532,7 +532,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         ]
         loads["after c=1, c=8"] = [round(x, 2) for x in os.getloadavg()]
 
-        exported_before = httpx2.get(f"{sink_url}/stats").json()["spans"]
+        exported_before = httpx2.get(f"{sink_url}/stats").json()
         rounds: list[Trial] = []
         for r in range(counts.rounds):
             order = (hardened, without) if r % 2 == 0 else (without, hardened)
@@ -548,7 +548,7 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
                 )
         loads["after c=32 rounds"] = [round(x, 2) for x in os.getloadavg()]
         time.sleep(2.5)  # the services export spans in batches every second
-        exported = httpx2.get(f"{sink_url}/stats").json()["spans"] - exported_before
+        exported_after = httpx2.get(f"{sink_url}/stats").json()
 
         kept = [s.trip for t in rounds if t.fleet == hardened.name for s in t.planned if s.trip is not None]
         progress(
@@ -557,7 +557,10 @@ def run(counts: Counts, log_dir: Path, replicas_json: Path) -> dict[str, Any]:
         bare = uvloop.run(bare_calls(hardened, kept[: counts.bare], ROUND_CONCURRENCY))
         sink = httpx2.get(f"{sink_url}/stats").json()
         loads["end"] = [round(x, 2) for x in os.getloadavg()]
-    sink["spans_in_c32_rounds"] = exported
+    sink["spans_in_c32_rounds"] = exported_after["spans"] - exported_before["spans"]
+    sink["by_source_in_c32_rounds"] = dict(
+        Counter(exported_after["by_source"]) - Counter(exported_before["by_source"])
+    )
     return analyse(critical, throughput, rounds, bare, sink, counts, loads, replicas_figure(replicas_json))
 
 
@@ -643,6 +646,10 @@ def analyse(
     orchestrator_ms = on["cpu_ms_per_trip"]["orchestrator"]
     exporting = on["planned"] + (0 if "tracing" in counts.switch_off else off["planned"])
     sink["spans_per_trip"] = round(sink["spans_in_c32_rounds"] / exporting, 1)
+    sink["spans_per_trip_by_source"] = {
+        source: round(n / exporting, 1)
+        for source, n in sorted(sink["by_source_in_c32_rounds"].items(), key=lambda kv: -kv[1])
+    }
     values: dict[str, float | None] = {
         "plan_p50_over_critical_path": statistics.median(plan) / path_ms,
         "plan_p99_over_critical_path": percentile(plan, 0.99) / path_ms,
@@ -774,7 +781,9 @@ def report(figures: dict[str, Any]) -> None:
     )
     print(f"The switched-off fleet goes without: {', '.join(hardening['switched_off'])}")
     sink = hardening["otlp_receiver"]
-    print(f"Spans exported per trip (every service): {sink['spans_per_trip']:g}; the receiver got {sink}")
+    print(f"Spans exported per trip (every service): {sink['spans_per_trip']:g}, by service and scope:")
+    for source, n in sink["spans_per_trip_by_source"].items():
+        print(f"  {source:<62}{n:>8g}")
 
     print(f"\n{'figure':<62}{'value':>8}  {'target':<9}")
     for f in figures["figures"]:

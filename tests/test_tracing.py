@@ -145,6 +145,38 @@ def test_a_booked_trip_is_one_connected_trace_across_the_fleet(
         assert any(is_descendant(spans, s, a) for a in agent_spans) or s.name.startswith("execute_tool book_")
 
 
+def test_redis_commands_are_spans_in_the_tool_servers_and_metrics_everywhere(
+    traced: tuple[OtlpReceiver, dict[str, ServiceProcess]],
+) -> None:
+    """The orchestrator's Redis bookkeeping is no span per command (WAYPOINT_REDIS_SPANS is off
+    there by default) but is measured: redis-py's `db.client.operation.duration` by command."""
+    receiver, fleet = traced
+    trip = book(
+        fleet["orchestrator"],
+        f"3-day trip to Austin from Denver on {spoken(days_ahead(44))} for one, budget $3000",
+    )
+    spans = trace_of(receiver, trip, SERVICES - {"mcp-restaurants"})
+
+    def is_redis(span: Span) -> bool:
+        return "redis" in (span.attributes.get("db.system"), span.attributes.get("db.system.name"))
+
+    def durations(r: OtlpReceiver) -> dict[str, set[str]]:
+        by_service: dict[str, set[str]] = collections.defaultdict(set)
+        for point in latest_points(r.metrics(), "db.client.operation.duration"):
+            by_service[point.service].add(str(point.attributes.get("db.operation.name")))
+        return by_service
+
+    receiver.wait_for(
+        lambda r: {"EVALSHA", "GET"} <= durations(r)["orchestrator"] and bool(durations(r)["mcp-flights"]),
+        timeout=30,
+    )
+    assert all(
+        p.kind == "histogram" for p in latest_points(receiver.metrics(), "db.client.operation.duration")
+    )
+    assert [s.name for s in spans if s.service == "orchestrator" and is_redis(s)] == []
+    assert any(s.service == "mcp-hotels" and is_redis(s) for s in spans)
+
+
 def test_a_retried_call_shows_both_attempts(traced: tuple[OtlpReceiver, dict[str, ServiceProcess]]) -> None:
     receiver, fleet = traced
     fleet["mcp-weather"].admin("PUT", "/admin/faults", {"get_forecast": {"fail_next": 1}})

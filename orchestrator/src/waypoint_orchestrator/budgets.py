@@ -19,6 +19,8 @@ from waypoint_orchestrator.store import TRIP_TTL_SECONDS
 
 Counted = Literal["steps", "tool_calls", "tokens"]
 BudgetName = Literal["steps", "tool_calls", "tokens", "wall_time"]
+# How many trips' deadlines a ledger remembers.
+DEADLINES_REMEMBERED = 4096
 
 _CHARGE = """
 local enforce = ARGV[6] == '1'
@@ -61,6 +63,8 @@ class BudgetLedger:
         self.redis = redis
         self._charge = redis.register_script(_CHARGE)
         self._settle = redis.register_script(_SETTLE)
+        # Trips' deadlines as read: once opened, a trip's deadline never changes.
+        self._deadlines: dict[str, float] = {}
 
     @staticmethod
     def _keys(trip_id: str) -> list[str]:
@@ -114,6 +118,20 @@ class BudgetLedger:
         if deadline is not None and time.time() > float(deadline):
             raise BudgetExhausted("wall_time", float(limit or 0), float(limit or 0))
 
+    async def deadline(self, trip_id: str) -> float | None:
+        """The trip's deadline (a Unix time), None before its budgets are opened. Read once per
+        trip and process, and remembered (a few thousand trips' worth)."""
+        known = self._deadlines.get(trip_id)
+        if known is not None:
+            return known
+        raw = await self.redis.hget(self._keys(trip_id)[0], "deadline")
+        if raw is None:
+            return None
+        if len(self._deadlines) >= DEADLINES_REMEMBERED:
+            del self._deadlines[next(iter(self._deadlines))]  # the oldest
+        self._deadlines[trip_id] = float(raw)
+        return float(raw)
+
     async def usage(self, trip_id: str) -> TripUsage | None:
         """The trip's limits, use and deadline; None before its budgets are opened (or after they expired)."""
         raw: dict[str, str] = await self.redis.hgetall(self._keys(trip_id)[0])  # type: ignore[assignment]
@@ -155,6 +173,9 @@ class UncountedLedger(BudgetLedger):
         return None
 
     async def check_deadline(self, trip_id: str) -> None:
+        return None
+
+    async def deadline(self, trip_id: str) -> float | None:
         return None
 
     async def usage(self, trip_id: str) -> TripUsage | None:

@@ -1,10 +1,11 @@
 """Fan-out of trip events to the requests waiting for them, one Redis reader per process.
 
-`TripStore` PUBLISHes a trip's id on `CHANNEL` in the same transaction that appends the trip's
-events. Each orchestrator process runs one `EventHub`: a single subscriber on a connection of
-its own (not from the shared pool) that wakes the local waiters of that trip. A waiter (an SSE
-stream, a `Prefer: wait` request) then reads what is new with a quick non-blocking XRANGE or GET:
-a pooled connection is held for milliseconds, never while waiting.
+`TripStore` PUBLISHes a trip's id (and the status it has after the change) on `CHANNEL` in the
+same script that appends the trip's events. Each orchestrator process runs one `EventHub`: a
+single subscriber on a connection of its own (not from the shared pool) that wakes the local
+waiters of that trip. A waiter (an SSE stream, a `Prefer: wait` request) then reads what is new
+with a quick non-blocking XRANGE or GET (a `Prefer: wait` request only once the published status
+is one it waits for): a pooled connection is held for milliseconds, never while waiting.
 
 Pub/sub is "at most once": a message sent while the subscriber reconnects is lost. So a lost
 notification may only delay a waiter, never lose an event: every waiter also looks again on a
@@ -41,9 +42,21 @@ class Subscription:
     def __init__(self, hub: EventHub, trip_id: str) -> None:
         self.hub = hub
         self.trip_id = trip_id
+        # The trip's status as last published (`TripStore` publishes it with every change);
+        # None while no status has come, or when notifications may have been lost.
+        self.status: str | None = None
         self._changed = asyncio.Event()
 
-    def notify(self) -> None:
+    def notify(self, status: str | None = None) -> None:
+        """Events were appended to the trip; `status` is its status after them when one was
+        published (None when the events changed no state)."""
+        if status is not None:
+            self.status = status
+        self._changed.set()
+
+    def forget(self) -> None:
+        """Notifications may have been lost: the trip's status is unknown until it is read."""
+        self.status = None
         self._changed.set()
 
     def clear(self) -> None:
@@ -100,14 +113,16 @@ class EventHub:
         """How many waiters are registered in this process."""
         return sum(len(w) for w in self._waiters.values())
 
-    def notify(self, trip_id: str) -> None:
+    def notify(self, message: str) -> None:
+        """Wake the waiters of the trip a message on `CHANNEL` names: `<trip id> [<status>]`."""
+        trip_id, _, status = message.partition(" ")
         for sub in self._waiters.get(trip_id, ()):
-            sub.notify()
+            sub.notify(status or None)
 
     def notify_all(self) -> None:
         for waiters in self._waiters.values():
             for sub in waiters:
-                sub.notify()
+                sub.forget()
 
     # -- the subscriber ---------------------------------------------------------------------
 

@@ -126,6 +126,16 @@ class OrchestratorSettings(ServiceSettings):
         le=3600,
         description="A job idle this long (its worker died) is taken over by another worker.",
     )
+    # The orchestrator's Redis use is bookkeeping (trip documents, events, budgets, jobs): a
+    # span per command would be most of a trip's trace and of its telemetry cost.
+    redis_spans: bool = Field(
+        False,
+        description=(
+            "A span for every Redis command the orchestrator sends (off: a trip's trace shows its "
+            "steps, tool calls and tool servers; Redis durations are metrics). On for debugging."
+        ),
+    )
+
     # Switches for measuring only (`make bench`: what the hardening costs). Never off in
     # production: a production process refuses to start with any of them off.
     budgets_enabled: bool = Field(

@@ -73,7 +73,7 @@ class StepRunner:
             record.started_at = now()
             return [("step.started", {"step": step.id, "agent": step.agent})]
 
-        await self.store.update(trip_id, started)
+        trip = await self.store.update(trip_id, started)
 
         async def charge_call(charge_id: str) -> None:
             await self.ledger.charge(trip_id, "tool_calls", 1, charge_id)
@@ -83,11 +83,8 @@ class StepRunner:
                 trip_id, "step.retried", {"step": step.id, "tool": tool, "attempt": attempt, "error": error}
             )
 
-        ctx = CallContext(
-            trip_id, step.id, on_retry, charge_call, owner=(await self.store.get(trip_id)).tenant
-        )
-        usage = await self.ledger.usage(trip_id)
-        ctx.deadline = usage.deadline.timestamp() if usage is not None else None
+        ctx = CallContext(trip_id, step.id, on_retry, charge_call, owner=trip.tenant)
+        ctx.deadline = await self.ledger.deadline(trip_id)
         specialist = step.agent not in ("planner", "summarizer")
         span_name = f"invoke_agent {step.agent}" if specialist else f"{step.agent} {step.action}"
         attributes: dict[str, str] = {"waypoint.step.id": step.id, "waypoint.step.action": step.action}

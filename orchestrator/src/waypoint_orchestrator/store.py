@@ -1,15 +1,18 @@
 """Trip state in Redis: the trip document, its step results and its event stream.
 
 All of one trip's keys share the hash tag `{trip:<id>}`. The document is changed only through
-`update`, an optimistic transaction (WATCH/MULTI) that also appends the matching event, so the
-stored state and the event stream never disagree, and the API (confirm, cancel) and a worker
-can both change a trip safely.
+`update`, an optimistic compare-and-set: it reads the document, applies the change, and one
+script (`_APPEND`) stores the new document only if the stored one is still the one read (its
+SHA-1), appending the matching events in the same step, so the stored state and the event
+stream never disagree, and the API (confirm, cancel) and a worker can both change a trip
+safely. When another writer got in first, the script answers with the document as it now is,
+and the change runs again on that: two round trips per change, no WATCH.
 
-Every transaction that appends events also PUBLISHes the trip id on `events.CHANNEL`, so each
-process's `EventHub` wakes the requests waiting for that trip (nobody blocks on the stream). The
-PUBLISH is a one-line script declaring the trip's key: a Redis Cluster transaction must name the
-one slot it runs in, and redis-py refuses a bare PUBLISH in a cluster pipeline. (A PUBLISH on any
-node of a cluster reaches the subscribers of every node.)
+Every script that appends events also PUBLISHes `<trip id> <status>` on `events.CHANNEL` (the
+status the trip has after the change), so each process's `EventHub` wakes the requests waiting
+for that trip (nobody blocks on the stream), and a request waiting for a status need not read
+the trip until it is reached. An event that changes no state publishes the trip id alone. (On a
+Redis Cluster a PUBLISH on any node reaches the subscribers of every node.)
 
 A trip id whose creation must never happen (its request failed, or its plan job found no trip)
 gets a tombstone, `{trip:<id>}:tombstone`, for `TOMBSTONE_TTL_SECONDS`: `create` refuses it.
@@ -18,6 +21,7 @@ gets a tombstone, `{trip:<id>}:tombstone`, for `TOMBSTONE_TTL_SECONDS`: `create`
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ from typing import Any, Literal
 
 import orjson
 from opentelemetry import metrics
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from waypoint_common import keys
 from waypoint_common.connections import RedisClient
@@ -77,9 +81,26 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'created'
 """
 
-# KEYS: the trip (for its slot only). ARGV: channel, trip id. A PUBLISH a transaction can carry
-# on a cluster too.
-_PUBLISH = "redis.call('PUBLISH', ARGV[1], ARGV[2])"
+# KEYS: trip, events. ARGV: the SHA-1 of the document as read ('' to leave the document alone),
+# the new document, trip ttl, events maxlen, channel, message, then each event's type and data.
+# Stores the document unless it changed since it was read ({'changed', <it now>}) or is gone
+# ({'missing'}), and appends the events; {'ok'}.
+_APPEND = """
+if ARGV[1] ~= '' then
+  local current = redis.call('GET', KEYS[1])
+  if not current then return {'missing'} end
+  if redis.sha1hex(current) ~= ARGV[1] then return {'changed', current} end
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+if #ARGV > 6 then
+  for i = 7, #ARGV, 2 do
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
+  end
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
+return {'ok'}
+"""
 
 # KEYS: trip, tombstone. ARGV: ttl. Makes sure the trip either exists or never will.
 _BURY = """
@@ -131,6 +152,7 @@ class TripStore:
     def _register_scripts(self) -> None:
         self._create = self.redis.register_script(_CREATE)
         self._bury = self.redis.register_script(_BURY)
+        self._append = self.redis.register_script(_APPEND)
 
     async def create(self, trip: Trip, event: tuple[str, dict[str, Any]]) -> CreateOutcome:
         """Store a new trip with its first event: `created`, or `exists` (nothing written; the
@@ -147,7 +169,7 @@ class TripStore:
                 orjson.dumps(data).decode(),
                 EVENTS_MAXLEN,
                 CHANNEL,
-                trip.id,
+                notice(trip.id, trip.status),
             ],
         )
         return str(outcome)  # type: ignore[return-value]
@@ -177,53 +199,57 @@ class TripStore:
         `change` mutates the trip it is given and returns the events to append; it may raise
         `TransitionRefused`. It can run more than once (when another writer got in first).
         """
-        key = self.key(trip_id)
+        raw: str | None = await self.redis.get(self.key(trip_id))  # type: ignore[assignment]  # decoded
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise TripNotFound(trip_id)
-                    trip = Trip.model_validate_json(raw)
-                    before = trip.status
-                    events = change(trip)
-                    # Only the moves in the state table are stored (states.py).
-                    states.check(trip_id, before, trip.status)
-                    trip.updated_at = now()
-                    pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                    pipe.set(key, trip.model_dump_json(), ex=TRIP_TTL_SECONDS)
-                    for kind, data in events:
-                        self._add_event(pipe, trip_id, kind, data)
-                    if events:
-                        self._publish(pipe, trip_id)
-                    await pipe.execute()
-                except WatchError:
-                    continue
-                for kind, data in events:
-                    if kind == "trip.settled":
-                        _record_settlement(trip, data)
-                        await self._record_model_use(trip_id, data)
-                return trip
+            if raw is None:
+                raise TripNotFound(trip_id)
+            trip = Trip.model_validate_json(raw)
+            before = trip.status
+            events = change(trip)
+            # Only the moves in the state table are stored (states.py).
+            states.check(trip_id, before, trip.status)
+            trip.updated_at = now()
+            document = trip.model_dump_json()
+            answer = await self._run_append(
+                trip_id, hashlib.sha1(raw.encode()).hexdigest(), document, events, trip.status
+            )
+            if answer[0] == "missing":
+                raise TripNotFound(trip_id)
+            if answer[0] == "changed" and answer[1] != document:
+                raw = str(answer[1])
+                continue  # another writer got in first: the change runs again on what it wrote
+            # Stored (`changed` to this very document: the script ran again after its answer was
+            # lost, and found its own write).
+            for kind, data in events:
+                if kind == "trip.settled":
+                    _record_settlement(trip, data)
+                    await self._record_model_use(trip_id, data)
+            return trip
 
-    def _add_event(self, pipe: Any, trip_id: str, kind: str, data: dict[str, Any]) -> None:
-        pipe.xadd(
-            self.events_key(trip_id),
-            {"type": kind, "data": orjson.dumps(data).decode()},
-            maxlen=EVENTS_MAXLEN,
-            approximate=True,
-        )
-        pipe.expire(self.events_key(trip_id), TRIP_TTL_SECONDS)
-
-    def _publish(self, pipe: Any, trip_id: str) -> None:
-        pipe.eval(_PUBLISH, 1, self.key(trip_id), CHANNEL, trip_id)
+    async def _run_append(
+        self,
+        trip_id: str,
+        read_sha: str,
+        document: str,
+        events: list[tuple[str, dict[str, Any]]],
+        status: str | None,
+    ) -> list[str]:
+        args: list[str | int] = [
+            read_sha,
+            document,
+            TRIP_TTL_SECONDS,
+            EVENTS_MAXLEN,
+            CHANNEL,
+            notice(trip_id, status),
+        ]
+        for kind, data in events:
+            args += [kind, orjson.dumps(data).decode()]
+        answer: list[str] = await self._append(keys=[self.key(trip_id), self.events_key(trip_id)], args=args)
+        return answer
 
     async def emit(self, trip_id: str, kind: str, data: dict[str, Any]) -> None:
         """Append an event that changes no state (a step started, a retry)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._add_event(pipe, trip_id, kind, data)
-            self._publish(pipe, trip_id)
-            await pipe.execute()
+        await self._run_append(trip_id, "", "", [(kind, data)], None)
 
     async def events(self, trip_id: str, after: str | None = None, *, count: int = 5000) -> list[TripEvent]:
         """Events after the given id (all of them when None). Never blocks: to wait for new
@@ -283,6 +309,12 @@ class TripStore:
     async def results(self, trip_id: str) -> dict[str, Any]:
         raw: dict[str, str] = await self.redis.hgetall(self.results_key(trip_id))  # type: ignore[assignment]
         return {step: orjson.loads(value) for step, value in raw.items()}
+
+
+def notice(trip_id: str, status: str | None) -> str:
+    """What is published on `CHANNEL` when a trip's events are appended: `<trip id> <status>`
+    (its status after the change), or the trip id alone when the status is not known."""
+    return trip_id if status is None else f"{trip_id} {status}"
 
 
 def _record_settlement(trip: Trip, data: dict[str, Any]) -> None:

@@ -71,6 +71,13 @@ class ServiceSettings(BaseSettings):
             f"{MIN_SERVICE_TOKEN_LENGTH} characters, placeholders refused. Never logged."
         ),
     )
+    redis_spans: bool = Field(
+        True,
+        description=(
+            "A span for every Redis command (the tool servers' booking and idempotency writes). "
+            "Redis command durations are metrics either way (db.client.operation.duration)."
+        ),
+    )
     service_token_file: Path | None = Field(
         None,
         description=(

@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from redis.observability import MetricGroup, OTelConfig, get_observability_instance
 
 from waypoint_common.settings import ServiceSettings
 
@@ -147,7 +148,8 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
     """Install the global tracer and meter providers and the library instrumentations.
 
     Idempotent within a process: a second call returns the providers already installed.
-    FastAPI apps are instrumented where they are built; Redis here. HTTP clients are `httpx2`
+    FastAPI apps are instrumented where they are built; Redis commands here, with a span each
+    when `redis_spans` is on. HTTP clients are `httpx2`
     (the MCP SDK's transport), which no OpenTelemetry package instruments.
     The sampler comes from the standard `OTEL_TRACES_SAMPLER` variables (the SDK default is
     parent-based always-on, so a trip is never half-sampled).
@@ -178,7 +180,17 @@ def setup_telemetry(service_name: str, settings: ServiceSettings) -> Telemetry:
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    RedisInstrumentor().instrument(tracer_provider=tracer_provider)
+    if settings.redis_spans:
+        RedisInstrumentor().instrument(tracer_provider=tracer_provider)
+    # redis-py's own metrics (on the meter provider just installed): each command's duration as
+    # `db.client.operation.duration`, connections, errors and retries.
+    get_observability_instance().init(
+        OTelConfig(
+            metric_groups=[MetricGroup.COMMAND, MetricGroup.CONNECTION_BASIC, MetricGroup.RESILIENCY],
+            hide_pubsub_channel_names=True,
+            hide_stream_names=True,
+        )
+    )
     _installed = Telemetry(tracer_provider, meter_provider)
     log.info("telemetry ready", extra={"otlp_endpoint": settings.otel_endpoint or "none"})
     return _installed

@@ -34,19 +34,28 @@ def _wait_seconds(prefer: str | None, cap: float) -> float | None:
 async def _wait_until(services: Services, trip: Trip, seconds: float, done: frozenset[str]) -> Trip:
     """Wait until the trip's status is in `done` or the time is up.
 
-    The process's `EventHub` wakes this request when the trip has new events; it then reads the
-    trip (a pooled connection for a moment). No connection is held while waiting.
+    The process's `EventHub` wakes this request when the trip has new events. When they came
+    with the trip's new status and it is not one waited for, the request waits on; otherwise (a
+    status waited for, an unknown one, the re-check timer) it reads the trip (a pooled connection
+    for a moment). No connection is held while waiting.
     """
     deadline = time.monotonic() + seconds
     async with services.events.subscribe(trip.id) as sub:
         trip = await services.store.get(trip.id)  # after subscribing: no change can slip by
+        unread = False  # the trip changed since it was read
         while trip.status not in done:
             left = deadline - time.monotonic()
             if left <= 0:
+                if unread:
+                    trip = await services.store.get(trip.id)  # answered as it now stands
                 break
-            await sub.wait(left)
+            woken = await sub.wait(left)
             sub.clear()
+            if woken and sub.status is not None and sub.status not in done:
+                unread = True  # the trip moved on, not to a status waited for
+                continue
             trip = await services.store.get(trip.id)
+            unread = False
     return await with_usage(services, trip)
 
 
