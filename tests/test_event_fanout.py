@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from tests.helpers import month_ahead
 from tests.support import Harness, RedisServer, ServiceProcess, api_headers, orchestrator_env, suite_key
+from waypoint_orchestrator import states
 from waypoint_orchestrator.events import CHANNEL
 from waypoint_orchestrator.models import Termination, Trip
 from waypoint_orchestrator.quotas import WaitSlots
@@ -286,6 +287,40 @@ async def test_a_lost_notification_only_delays_a_waiter(api_only: ApiOnly, state
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "cancelled"
     assert [e.event for e in events] == ["trip.accepted", "trip.cancel_requested", "trip.settled"]
+
+
+async def test_a_wait_that_runs_out_answers_the_trip_as_it_now_stands(
+    api_only: ApiOnly, state: Redis
+) -> None:
+    """A waiter woken by a status it does not wait for waits on; when its time runs out it answers
+    the trip as stored, not as it first read it."""
+    base = api_only.service.base_url
+    before = {key async for key in state.scan_iter(match="{trip:*}", count=1000)}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waited = pool.submit(
+            httpx2.post,
+            f"{base}/v1/trips",
+            json=NO_DATES,
+            headers=headers(api_only.service, Prefer="wait=3"),
+            timeout=30,
+        )
+        new: set[str] = set()
+        for _ in range(100):
+            new = {key async for key in state.scan_iter(match="{trip:*}", count=1000)} - before
+            if new:
+                break
+            await asyncio.sleep(0.05)
+        (key,) = new
+        trip_id = key.removeprefix("{trip:").removesuffix("}")
+        await asyncio.sleep(0.3)  # the request is waiting (no worker here: the trip stays queued)
+        assert not waited.done()
+        # As a worker would: queued -> running, which is published, and is not a settled status.
+        moved = await TripStore(state).update(trip_id, lambda t: states.move(t, "running"))
+        assert moved.status == "running"
+        answer = waited.result(timeout=30)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Preference-Applied"] == "wait=3"
+    assert answer.json()["status"] == "running"
 
 
 async def test_the_subscriber_comes_back_after_its_connection_is_killed(

@@ -9,6 +9,7 @@ and its redis-server cuts every connection there): just before the trip is creat
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +27,7 @@ from waypoint_common import keys
 from waypoint_orchestrator import store as trip_store
 from waypoint_orchestrator.jobs import STREAM
 from waypoint_orchestrator.models import Trip, TripRequest
-from waypoint_orchestrator.store import TripStore
+from waypoint_orchestrator.store import _APPEND, TripStore
 
 # Planned without a tool call: the dates are missing, so the trip ends `needs_input`.
 NO_DATES = {"query": "hiking trip to Patagonia from Seattle, under $3000 for two"}
@@ -255,7 +256,8 @@ def wait_status(fleet: Fleet, trip_id: str, statuses: set[str], timeout: float =
 
 
 BOOK_JOB = (b"XADD", keys.JOBS.encode(), b"book")
-CONFIRM = (b"EXEC", b"trip.confirmed")
+# The trip change that records the confirm: the store's compare-and-set script.
+CONFIRM = (b"EVALSHA", hashlib.sha1(_APPEND.encode()).hexdigest().encode(), b"trip.confirmed")
 CONFIRM_CUTS = {
     "before-the-book-job": (BOOK_JOB, "before", 4.0),
     "book-job-queued-reply-lost": (BOOK_JOB, "after", 4.0),

@@ -80,9 +80,11 @@ def test_every_script_and_transaction_keeps_its_keys_in_one_slot() -> None:
             TripStore.tombstone_key(trip),
         ],
         "TripStore.bury (script)": [TripStore.key(trip), TripStore.tombstone_key(trip)],
-        # update and emit: the document, its events, and the PUBLISH script declaring the trip's key
-        "TripStore.update / emit (MULTI)": [TripStore.key(trip), TripStore.events_key(trip)],
-        "TripStore.save_result (MULTI)": [TripStore.results_key(trip)],
+        "TripStore.update / emit (script)": [
+            TripStore.key(trip),
+            TripStore.events_key(trip),
+            TripStore.results_key(trip),
+        ],
         "BudgetLedger charge / settle (scripts), open (MULTI)": [
             keys.trip_budget(trip),
             keys.trip_charges(trip),

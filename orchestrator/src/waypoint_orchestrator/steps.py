@@ -118,8 +118,6 @@ class StepRunner:
                 raise
             raise StepFailed(step.id, error) from exc
         checkpoint = adapter.dump_python(result, mode="json")
-        await self.store.save_result(trip_id, step.id, checkpoint)
-        results[step.id] = checkpoint
 
         def finished(t: Trip) -> list[Event]:
             record = t.step(step.id)
@@ -140,7 +138,9 @@ class StepRunner:
                 events.append(("step.degraded", {"step": step.id, "warning": note}))
             return events
 
-        await self.store.update(trip_id, finished)
+        # The checkpoint is stored with the step's success, in one step.
+        await self.store.update(trip_id, finished, checkpoint=(step.id, checkpoint))
+        results[step.id] = checkpoint
         return result
 
 

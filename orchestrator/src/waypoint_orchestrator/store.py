@@ -1,12 +1,13 @@
 """Trip state in Redis: the trip document, its step results and its event stream.
 
 All of one trip's keys share the hash tag `{trip:<id>}`. The document is changed only through
-`update`, an optimistic compare-and-set: it reads the document, applies the change, and one
-script (`_APPEND`) stores the new document only if the stored one is still the one read (its
-SHA-1), appending the matching events in the same step, so the stored state and the event
-stream never disagree, and the API (confirm, cancel) and a worker can both change a trip
-safely. When another writer got in first, the script answers with the document as it now is,
-and the change runs again on that: two round trips per change, no WATCH.
+`update`, an optimistic compare-and-set: it applies the change to the document as this process
+last read or wrote it (or reads it), and one script (`_APPEND`) stores the new document only if
+the stored one is still that one (its SHA-1), appending the matching events (and a finished
+step's checkpoint) in the same step, so the stored state, the checkpoints and the event stream
+never disagree, and the API (confirm, cancel) and a worker can both change a trip safely. When
+another writer got in first, the script answers with the document as it now is, and the change
+runs again on that: one round trip per change when nobody else wrote, no WATCH.
 
 Every script that appends events also PUBLISHes `<trip id> <status>` on `events.CHANNEL` (the
 status the trip has after the change), so each process's `EventHub` wakes the requests waiting
@@ -65,6 +66,8 @@ TRIP_TTL_SECONDS = 30 * 24 * 3600
 EVENTS_MAXLEN = 5000
 # Longer than any request takes between queueing a trip's plan job and creating the trip.
 TOMBSTONE_TTL_SECONDS = 3600
+# How many trip documents a store remembers (see `TripStore.update`).
+DOCUMENTS_REMEMBERED = 1024
 # Stream ids are `<ms>-<seq>`, two unsigned 64-bit integers.
 _MAX_ID_PART = 2**64 - 1
 
@@ -81,10 +84,11 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'created'
 """
 
-# KEYS: trip, events. ARGV: the SHA-1 of the document as read ('' to leave the document alone),
-# the new document, trip ttl, events maxlen, channel, message, then each event's type and data.
-# Stores the document unless it changed since it was read ({'changed', <it now>}) or is gone
-# ({'missing'}), and appends the events; {'ok'}.
+# KEYS: trip, events, results. ARGV: the SHA-1 of the document as read ('' to leave the document
+# alone), the new document, trip ttl, events maxlen, channel, message, a step's checkpoint (its
+# step id, '' for none, and its result), then each event's type and data. Stores the document
+# unless it changed since it was read ({'changed', <it now>}) or is gone ({'missing'}), the
+# checkpoint, and appends the events; {'ok'}.
 _APPEND = """
 if ARGV[1] ~= '' then
   local current = redis.call('GET', KEYS[1])
@@ -92,8 +96,12 @@ if ARGV[1] ~= '' then
   if redis.sha1hex(current) ~= ARGV[1] then return {'changed', current} end
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 end
-if #ARGV > 6 then
-  for i = 7, #ARGV, 2 do
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[7], ARGV[8])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+if #ARGV > 8 then
+  for i = 9, #ARGV, 2 do
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
   end
   redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -141,6 +149,9 @@ def now() -> dt.datetime:
 class TripStore:
     def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
+        # Trip documents as this process last read or wrote them, most recent last: `update`
+        # starts from them (the script checks they are still the stored ones).
+        self._known: dict[str, str] = {}
         self._register_scripts()
 
     # The trip's keys (waypoint_common.keys): all under the hash tag {trip:<id>}.
@@ -160,10 +171,11 @@ class TripStore:
         if trip.status != "queued":
             raise states.IllegalTransition(trip.id, "(new)", trip.status)
         kind, data = event
+        document = trip.model_dump_json()
         outcome = await self._create(
             keys=[self.key(trip.id), self.events_key(trip.id), self.tombstone_key(trip.id)],
             args=[
-                trip.model_dump_json(),
+                document,
                 TRIP_TTL_SECONDS,
                 kind,
                 orjson.dumps(data).decode(),
@@ -172,6 +184,8 @@ class TripStore:
                 notice(trip.id, trip.status),
             ],
         )
+        if outcome == "created":
+            self._remember(trip.id, document)
         return str(outcome)  # type: ignore[return-value]
 
     async def bury(self, trip_id: str) -> Literal["exists", "tombstoned"]:
@@ -190,41 +204,77 @@ class TripStore:
     async def get(self, trip_id: str) -> Trip:
         raw = await self.redis.get(self.key(trip_id))
         if raw is None:
+            self._known.pop(trip_id, None)
             raise TripNotFound(trip_id)
+        self._remember(trip_id, str(raw))
         return Trip.model_validate_json(raw)
 
-    async def update(self, trip_id: str, change: Callable[[Trip], list[tuple[str, dict[str, Any]]]]) -> Trip:
-        """Apply `change` to the stored trip and append the events it returns, atomically.
+    async def update(
+        self,
+        trip_id: str,
+        change: Callable[[Trip], list[tuple[str, dict[str, Any]]]],
+        *,
+        checkpoint: tuple[str, Any] | None = None,
+    ) -> Trip:
+        """Apply `change` to the stored trip and append the events it returns, atomically; with
+        `checkpoint` (a step id and its result, JSON-ready), store that step's checkpoint with it.
 
         `change` mutates the trip it is given and returns the events to append; it may raise
-        `TransitionRefused`. It can run more than once (when another writer got in first).
+        `TransitionRefused`. It can run more than once (when another writer got in first). It
+        first runs on the document this process last read or wrote, when it has it (one round
+        trip instead of two): the script stores nothing unless that is still the stored one, and
+        when `change` refuses it the change runs again on the document as read.
         """
-        raw: str | None = await self.redis.get(self.key(trip_id))  # type: ignore[assignment]  # decoded
+        raw = self._known.get(trip_id)
+        verified = raw is None  # raw as just read, not as remembered
+        if raw is None:
+            raw = await self.redis.get(self.key(trip_id))  # type: ignore[assignment]  # decoded
         while True:
             if raw is None:
+                self._known.pop(trip_id, None)
                 raise TripNotFound(trip_id)
             trip = Trip.model_validate_json(raw)
             before = trip.status
-            events = change(trip)
-            # Only the moves in the state table are stored (states.py).
-            states.check(trip_id, before, trip.status)
+            try:
+                events = change(trip)
+                # Only the moves in the state table are stored (states.py).
+                states.check(trip_id, before, trip.status)
+            except Exception:
+                if verified:
+                    raise
+                raw, verified = await self.redis.get(self.key(trip_id)), True  # type: ignore[assignment]
+                continue
             trip.updated_at = now()
             document = trip.model_dump_json()
             answer = await self._run_append(
-                trip_id, hashlib.sha1(raw.encode()).hexdigest(), document, events, trip.status
+                trip_id,
+                hashlib.sha1(raw.encode()).hexdigest(),
+                document,
+                events,
+                trip.status,
+                checkpoint,
             )
             if answer[0] == "missing":
+                self._known.pop(trip_id, None)
                 raise TripNotFound(trip_id)
             if answer[0] == "changed" and answer[1] != document:
-                raw = str(answer[1])
+                raw, verified = str(answer[1]), True
                 continue  # another writer got in first: the change runs again on what it wrote
             # Stored (`changed` to this very document: the script ran again after its answer was
             # lost, and found its own write).
+            self._remember(trip_id, document)
             for kind, data in events:
                 if kind == "trip.settled":
                     _record_settlement(trip, data)
                     await self._record_model_use(trip_id, data)
             return trip
+
+    def _remember(self, trip_id: str, document: str) -> None:
+        """Keep the trip's document as last read or written here (the most recent trips')."""
+        self._known.pop(trip_id, None)
+        self._known[trip_id] = document
+        if len(self._known) > DOCUMENTS_REMEMBERED:
+            del self._known[next(iter(self._known))]  # the least recently seen
 
     async def _run_append(
         self,
@@ -233,18 +283,24 @@ class TripStore:
         document: str,
         events: list[tuple[str, dict[str, Any]]],
         status: str | None,
+        checkpoint: tuple[str, Any] | None = None,
     ) -> list[str]:
-        args: list[str | int] = [
+        step, result = checkpoint if checkpoint is not None else ("", None)
+        args: list[str | int | bytes] = [
             read_sha,
             document,
             TRIP_TTL_SECONDS,
             EVENTS_MAXLEN,
             CHANNEL,
             notice(trip_id, status),
+            step,
+            orjson.dumps(result) if checkpoint is not None else "",
         ]
         for kind, data in events:
-            args += [kind, orjson.dumps(data).decode()]
-        answer: list[str] = await self._append(keys=[self.key(trip_id), self.events_key(trip_id)], args=args)
+            args += [kind, orjson.dumps(data)]
+        answer: list[str] = await self._append(
+            keys=[self.key(trip_id), self.events_key(trip_id), self.results_key(trip_id)], args=args
+        )
         return answer
 
     async def emit(self, trip_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -279,14 +335,6 @@ class TripStore:
 
         await self.update(trip_id, decide)
         return recorded
-
-    async def save_result(self, trip_id: str, step_id: str, result: Any) -> None:
-        """Checkpoint a step's result; a resumed trip reuses it instead of calling the tool again."""
-        key = self.results_key(trip_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, step_id, orjson.dumps(result))
-            pipe.expire(key, TRIP_TTL_SECONDS)
-            await pipe.execute()
 
     async def _record_model_use(self, trip_id: str, data: dict[str, Any]) -> None:
         """The language-model tokens and cost a settled trip used (when it used any).
