@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from waypoint_common import keys
 from waypoint_common.connections import RedisClient
@@ -176,14 +177,16 @@ class IdempotentWriteStore:
     async def remaining(self, counters: Sequence[tuple[str, str, int]]) -> list[int]:
         """Capacity left on each `(tag, counter, initial)`: `initial` where nothing was taken yet.
 
-        One round trip (a non-transactional pipeline, which Redis Cluster clients split by slot).
+        One MGET (on a Redis Cluster, one per slot: redis-py's `mget_nonatomic` splits it). A
+        search reads hundreds of counters: one command instead of hundreds in a pipeline.
         """
         if not counters:
             return []
-        pipe = self._redis.pipeline(transaction=False)
-        for tag, counter, _ in counters:
-            pipe.get(self.capacity_key(tag, counter))
-        values = await pipe.execute()
+        names = [self.capacity_key(tag, counter) for tag, counter, _ in counters]
+        if isinstance(self._redis, RedisCluster):
+            values = await self._redis.mget_nonatomic(names)
+        else:
+            values = await self._redis.mget(names)
         return [initial if v is None else int(v) for v, (_, _, initial) in zip(values, counters, strict=True)]
 
     async def commit(
