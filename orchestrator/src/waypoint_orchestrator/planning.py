@@ -166,8 +166,11 @@ class TripPlanner:
         resolved, trip_shape = trip.resolved, shape(trip.resolved)
         results = await self.store.results(trip.id)
         searches = [s for s in trip.steps if s.agent not in ("planner", "summarizer")]
+        # The searches that run (those without a checkpoint) are recorded started in one change.
+        pending = [s for s in searches if s.id not in results]
+        started = await self.steps.start(trip.id, pending) if pending else None
         outcomes = await asyncio.gather(
-            *(self.searches.run(trip.id, s, results, resolved, trip_shape) for s in searches),
+            *(self.searches.run(trip.id, s, results, resolved, trip_shape, started) for s in searches),
             return_exceptions=True,
         )
         warnings: list[str] = []

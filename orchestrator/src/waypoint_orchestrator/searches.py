@@ -16,7 +16,7 @@ from waypoint_common.results.weather import DailyForecast
 from waypoint_orchestrator.agents import Agents
 from waypoint_orchestrator.agents.base import CallContext, Specialist
 from waypoint_orchestrator.llm.tools import ModelTools
-from waypoint_orchestrator.models import DiningWish, ResolvedTrip, StepRecord
+from waypoint_orchestrator.models import DiningWish, ResolvedTrip, StepRecord, Trip
 from waypoint_orchestrator.planner import TripShape
 from waypoint_orchestrator.steps import StepRunner
 
@@ -48,8 +48,9 @@ class Searches:
         results: dict[str, Any],
         trip: ResolvedTrip,
         trip_shape: TripShape,
+        started: Trip | None = None,
     ) -> object:
-        """Run one of the plan's searches (or reuse its checkpoint)."""
+        """Run one of the plan's searches (or reuse its checkpoint); `started`: as `StepRunner.run`."""
         agents = self.agents
         if step.action == "search_flights":
             flights = agents.flights
@@ -61,7 +62,7 @@ class Searches:
                 flights.from_answers,
                 lambda ctx: flights.search(trip, ctx),
             )
-            return await self.steps.run(trip_id, step, results, action, FLIGHTS)
+            return await self.steps.run(trip_id, step, results, action, FLIGHTS, started=started)
         if step.action == "search_hotels":
             hotels, check_in, check_out = agents.hotels, trip_shape.check_in, trip_shape.check_out
             action_h = self._action(
@@ -72,7 +73,7 @@ class Searches:
                 hotels.from_answers,
                 lambda ctx: hotels.search(trip, check_in, check_out, ctx),
             )
-            return await self.steps.run(trip_id, step, results, action_h, HOTELS)
+            return await self.steps.run(trip_id, step, results, action_h, HOTELS, started=started)
         if step.action == "get_forecast":
             weather = agents.weather
             action_w = self._action(
@@ -83,7 +84,7 @@ class Searches:
                 weather.from_answers,
                 lambda ctx: weather.forecast(trip, ctx),
             )
-            return await self.steps.run(trip_id, step, results, action_w, FORECAST)
+            return await self.steps.run(trip_id, step, results, action_w, FORECAST, started=started)
         if step.action == "search_restaurants":
             dining = agents.dining
             date = trip_shape.dinner_dates[int(step.id.rsplit("_", 1)[1]) - 1]
@@ -99,7 +100,7 @@ class Searches:
                 lambda answers: dining.from_answers(answers, wish),
                 lambda ctx: dining.search(trip, date, wish, ctx),
             )
-            return await self.steps.run(trip_id, step, results, action_d, RESTAURANTS)
+            return await self.steps.run(trip_id, step, results, action_d, RESTAURANTS, started=started)
         raise ValueError(f"no action for step {step.id}")
 
     def _action(

@@ -51,6 +51,21 @@ class StepRunner:
         self.store = store
         self.ledger = ledger
 
+    async def start(self, trip_id: str, steps: list[StepRecord]) -> Trip:
+        """Record steps that run side by side as started, in one change (each then runs with
+        `run(..., started=<the trip this returns>)`)."""
+
+        def started(t: Trip) -> list[Event]:
+            events: list[Event] = []
+            for step in steps:
+                record = t.step(step.id)
+                record.status = "running"
+                record.started_at = now()
+                events.append(("step.started", {"step": step.id, "agent": step.agent}))
+            return events
+
+        return await self.store.update(trip_id, started)
+
     async def run(
         self,
         trip_id: str,
@@ -58,22 +73,18 @@ class StepRunner:
         results: dict[str, Any],
         action: Callable[[CallContext], Awaitable[T]],
         adapter: TypeAdapter[T],
+        *,
+        started: Trip | None = None,
     ) -> T:
         """Run one step (or reuse its checkpoint), recording it and its events.
 
         `results` holds the trip's checkpoints as stored (JSON); `adapter` reads the step's one
-        back into its type, and writes a new one.
+        back into its type, and writes a new one. `started` is the trip as `start` left it when
+        the step was recorded started with others; without it, this records the start.
         """
         if step.id in results:
             return adapter.validate_python(results[step.id])
-
-        def started(t: Trip) -> list[Event]:
-            record = t.step(step.id)
-            record.status = "running"
-            record.started_at = now()
-            return [("step.started", {"step": step.id, "agent": step.agent})]
-
-        trip = await self.store.update(trip_id, started)
+        trip = started if started is not None else await self.start(trip_id, [step])
 
         async def charge_call(charge_id: str) -> None:
             await self.ledger.charge(trip_id, "tool_calls", 1, charge_id)
