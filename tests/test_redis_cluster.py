@@ -393,6 +393,22 @@ async def test_a_charge_and_its_settlement_count_once(redis: RedisClient) -> Non
     assert (usage.used.tokens, usage.used.cost_usd) == (150, 0.25)
 
 
+@ON_BOTH
+async def test_a_trip_keeps_the_deadline_its_budgets_were_first_opened_with(redis: RedisClient) -> None:
+    limits = Limits(max_steps=5, max_tool_calls=5, max_tokens=1000, max_wall_seconds=60)
+    first, resumed = BudgetLedger(redis), BudgetLedger(redis)  # two processes' ledgers
+    trip_id = uuid.uuid4().hex
+    assert await first.deadline(trip_id) is None  # not opened yet
+    await first.open(trip_id, limits)
+    opened = await first.deadline(trip_id)
+    assert opened is not None
+    await resumed.open(trip_id, limits.model_copy(update={"max_wall_seconds": 600}))
+    assert await resumed.deadline(trip_id) == opened
+    usage = await BudgetLedger(redis).usage(trip_id)
+    assert usage is not None
+    assert usage.deadline.timestamp() == pytest.approx(opened)
+
+
 @pytest.fixture
 def own_redis_url(backend: str, harness: Harness) -> Iterator[str]:
     """A Redis (or Redis Cluster) of the test's own: no orchestrator reads its job queue."""

@@ -83,7 +83,9 @@ class BudgetLedger:
             ):
                 pipe.hsetnx(key, field, value)
             pipe.expire(key, TRIP_TTL_SECONDS)
-            await pipe.execute()
+            pipe.hget(key, "deadline")  # this one's, or the first one's
+            *_, deadline = await pipe.execute()
+        self._remember_deadline(trip_id, float(deadline))
 
     async def charge(
         self, trip_id: str, budget: Counted, amount: int, charge_id: str, *, enforce: bool = True
@@ -120,17 +122,20 @@ class BudgetLedger:
 
     async def deadline(self, trip_id: str) -> float | None:
         """The trip's deadline (a Unix time), None before its budgets are opened. Read once per
-        trip and process, and remembered (a few thousand trips' worth)."""
+        trip and process (or learnt when opening them), and remembered (a few thousand trips')."""
         known = self._deadlines.get(trip_id)
         if known is not None:
             return known
         raw = await self.redis.hget(self._keys(trip_id)[0], "deadline")
         if raw is None:
             return None
+        self._remember_deadline(trip_id, float(raw))
+        return float(raw)
+
+    def _remember_deadline(self, trip_id: str, deadline: float) -> None:
         if len(self._deadlines) >= DEADLINES_REMEMBERED:
             del self._deadlines[next(iter(self._deadlines))]  # the oldest
-        self._deadlines[trip_id] = float(raw)
-        return float(raw)
+        self._deadlines[trip_id] = deadline
 
     async def usage(self, trip_id: str) -> TripUsage | None:
         """The trip's limits, use and deadline; None before its budgets are opened (or after they expired)."""
