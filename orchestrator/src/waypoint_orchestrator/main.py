@@ -46,7 +46,7 @@ SERVICE = "orchestrator"
 
 def create_app(settings: OrchestratorSettings) -> FastAPI:
     redis = connect_redis(str(settings.redis_url))
-    store = TripStore(redis)
+    store = TripStore(redis, model_in_use=settings.llm_base_url is not None)
     queue = JobQueue(redis, lease_ms=int(settings.job_lease_seconds * 1000))
     # Budgets off (`WAYPOINT_BUDGETS_ENABLED=false`) is for measuring what they cost only.
     ledger = BudgetLedger(redis) if settings.budgets_enabled else UncountedLedger(redis)

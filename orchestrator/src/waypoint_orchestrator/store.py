@@ -147,8 +147,11 @@ def now() -> dt.datetime:
 
 
 class TripStore:
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, *, model_in_use: bool = True) -> None:
         self.redis = redis
+        # Whether a settled trip's language-model use is worth reading for the metrics (no
+        # model configured: no trip used one).
+        self.model_in_use = model_in_use
         # Trip documents as this process last read or wrote them, most recent last: `update`
         # starts from them (the script checks they are still the stored ones).
         self._known: dict[str, str] = {}
@@ -266,7 +269,8 @@ class TripStore:
             for kind, data in events:
                 if kind == "trip.settled":
                     _record_settlement(trip, data)
-                    await self._record_model_use(trip_id, data)
+                    if self.model_in_use:
+                        await self._record_model_use(trip_id, data)
             return trip
 
     def _remember(self, trip_id: str, document: str) -> None:
