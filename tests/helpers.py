@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 import httpx2
@@ -13,6 +14,8 @@ from redis import Redis as SyncRedis
 
 from tests.support import ServiceProcess, api_headers, wait_until
 from waypoint_orchestrator.jobs import STREAM
+from waypoint_orchestrator.models import Trip, TripRequest, TripStatus
+from waypoint_orchestrator.store import now
 
 # -- dates from today, so that no test depends on the day it runs -----------------------------------
 
@@ -106,3 +109,17 @@ def tool_calls(service: ServiceProcess) -> dict[str, int]:
 def worker_pid(trip: dict[str, Any]) -> int:
     """The process id in the name of the worker a trip records (`<host>-<pid>-<suffix>`)."""
     return int(str(trip["worker"]).rsplit("-", 2)[1])
+
+
+def new_trip(status: TripStatus = "queued", **fields: Any) -> Trip:
+    """A trip document of the suite's tenant, as a store would create it (not stored)."""
+    created = now()
+    return Trip(
+        id=uuid.uuid4().hex,
+        tenant="suite",
+        status=status,
+        created_at=created,
+        updated_at=created,
+        request=TripRequest(destination="Denver"),
+        **fields,
+    )

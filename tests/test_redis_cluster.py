@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
 from tests.conftest import BACKENDS
-from tests.helpers import month_ahead
+from tests.helpers import month_ahead, new_trip
 from tests.support import (
     Harness,
     RedisClusterServers,
@@ -42,9 +42,9 @@ from waypoint_orchestrator.budgets import BudgetLedger
 from waypoint_orchestrator.events import EventHub
 from waypoint_orchestrator.idempotency_keys import IdempotencyKeys, StoredResponse
 from waypoint_orchestrator.jobs import GROUP, STREAM, JobQueue
-from waypoint_orchestrator.models import Limits, Trip, TripRequest
+from waypoint_orchestrator.models import Limits, Trip
 from waypoint_orchestrator.quotas import SpendLedger, WaitSlots
-from waypoint_orchestrator.store import TripStore, now
+from waypoint_orchestrator.store import TripStore
 
 ON_BOTH = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 MONTH, _ = month_ahead(60)
@@ -52,18 +52,6 @@ MONTH, _ = month_ahead(60)
 
 def slots(*names: str) -> set[int]:
     return {key_slot(name.encode()) for name in names}
-
-
-def new_trip() -> Trip:
-    created = now()
-    return Trip(
-        id=uuid.uuid4().hex,
-        tenant="suite",
-        status="queued",
-        created_at=created,
-        updated_at=created,
-        request=TripRequest(destination="Denver"),
-    )
 
 
 # -- the keys: one slot per script and per transaction ------------------------------------------

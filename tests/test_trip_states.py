@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import uuid
 from typing import Any, get_args
 
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.helpers import plan_and_wait
+from tests.helpers import new_trip, plan_and_wait
 from tests.support import ServiceProcess
 from waypoint_common.connections import RedisClient
 from waypoint_orchestrator import states
-from waypoint_orchestrator.models import SETTLED_STATUSES, BookingRecord, Trip, TripRequest, TripStatus
-from waypoint_orchestrator.store import TripStore, now
+from waypoint_orchestrator.models import SETTLED_STATUSES, BookingRecord, Trip, TripStatus
+from waypoint_orchestrator.store import TripStore
 
 ALL: tuple[TripStatus, ...] = get_args(TripStatus)
-
-
-def trip_in(status: TripStatus, **fields: Any) -> Trip:
-    created = now()
-    return Trip(
-        id=uuid.uuid4().hex,
-        tenant="suite",
-        status=status,
-        created_at=created,
-        updated_at=created,
-        request=TripRequest(destination="Denver"),
-        **fields,
-    )
 
 
 def enter(trip: Trip, target: TripStatus) -> list[states.Event]:
@@ -56,7 +42,7 @@ def test_the_table_names_every_state_and_only_states() -> None:
 
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(ALL, ALL)))
 def test_each_move_is_taken_or_refused_as_the_table_says(source: TripStatus, target: TripStatus) -> None:
-    trip = trip_in(source)
+    trip = new_trip(source)
     legal = source == target or target in states.TRANSITIONS[source]
     if not legal:
         with pytest.raises(states.IllegalTransition):
@@ -75,18 +61,18 @@ def test_each_move_is_taken_or_refused_as_the_table_says(source: TripStatus, tar
 
 def test_move_and_settle_are_not_interchangeable() -> None:
     with pytest.raises(ValueError, match="settled"):
-        states.move(trip_in("running"), "planned")
+        states.move(new_trip("running"), "planned")
     with pytest.raises(ValueError, match="not a settled"):
-        states.settle(trip_in("queued"), "running", "done")
+        states.settle(new_trip("queued"), "running", "done")
 
 
 def test_a_cancel_that_came_in_wins_unless_bookings_are_held() -> None:
-    trip = trip_in("running", cancel_requested=True)
+    trip = new_trip("running", cancel_requested=True)
     states.settle(trip, "planned", "done")
     assert trip.status == "cancelled"
     assert trip.termination is not None
     assert trip.termination.reason == "cancelled"
-    booked = trip_in(
+    booked = new_trip(
         "booking",
         cancel_requested=True,
         bookings=[
@@ -107,7 +93,7 @@ def test_a_cancel_that_came_in_wins_unless_bookings_are_held() -> None:
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_the_store_refuses_an_illegal_change_and_keeps_the_trip(redis: RedisClient) -> None:
     store = TripStore(redis)
-    trip = trip_in("queued")
+    trip = new_trip("queued")
     assert await store.create(trip, ("trip.accepted", {})) == "created"
 
     def skip_to_booked(t: Trip) -> list[states.Event]:
@@ -121,7 +107,7 @@ async def test_the_store_refuses_an_illegal_change_and_keeps_the_trip(redis: Red
     assert [e.type for e in await store.events(trip.id)] == ["trip.accepted"]
 
     with pytest.raises(states.IllegalTransition):
-        await store.create(trip_in("planned"), ("trip.accepted", {}))
+        await store.create(new_trip("planned"), ("trip.accepted", {}))
 
 
 @pytest.mark.parametrize(

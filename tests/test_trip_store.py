@@ -7,30 +7,18 @@ step's checkpoint is stored with the change or not at all."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import BACKENDS
+from tests.helpers import new_trip
 from tests.redisproxy import RedisProxy
 from tests.support import RedisServer, redis_client
 from waypoint_common.connections import RedisClient, connect_redis
 from waypoint_orchestrator import states
-from waypoint_orchestrator.models import Trip, TripRequest
-from waypoint_orchestrator.store import _APPEND, TransitionRefused, TripStore, now
-
-
-def new_trip() -> Trip:
-    created = now()
-    return Trip(
-        id=uuid.uuid4().hex,
-        tenant="suite",
-        status="queued",
-        created_at=created,
-        updated_at=created,
-        request=TripRequest(destination="Denver"),
-    )
+from waypoint_orchestrator.models import Trip
+from waypoint_orchestrator.store import _APPEND, TransitionRefused, TripStore
 
 
 def warn(text: str, runs: list[str] | None = None) -> Callable[[Trip], list[states.Event]]:
