@@ -11,6 +11,8 @@ import datetime as dt
 import time
 from typing import Literal
 
+from cachetools import LRUCache
+
 from waypoint_common import keys
 from waypoint_common.connections import RedisClient
 from waypoint_common.errors import FinalError
@@ -63,8 +65,9 @@ class BudgetLedger:
         self.redis = redis
         self._charge = redis.register_script(_CHARGE)
         self._settle = redis.register_script(_SETTLE)
-        # Trips' deadlines as read: once opened, a trip's deadline never changes.
-        self._deadlines: dict[str, float] = {}
+        # Trips' deadlines as read (the most recently used trips'): once opened, a trip's
+        # deadline never changes.
+        self._deadlines: LRUCache[str, float] = LRUCache(maxsize=DEADLINES_REMEMBERED)
 
     @staticmethod
     def _keys(trip_id: str) -> list[str]:
@@ -85,7 +88,7 @@ class BudgetLedger:
             pipe.expire(key, TRIP_TTL_SECONDS)
             pipe.hget(key, "deadline")  # this one's, or the first one's
             *_, deadline = await pipe.execute()
-        self._remember_deadline(trip_id, float(deadline))
+        self._deadlines[trip_id] = float(deadline)
 
     async def charge(
         self, trip_id: str, budget: Counted, amount: int, charge_id: str, *, enforce: bool = True
@@ -129,13 +132,8 @@ class BudgetLedger:
         raw = await self.redis.hget(self._keys(trip_id)[0], "deadline")
         if raw is None:
             return None
-        self._remember_deadline(trip_id, float(raw))
+        self._deadlines[trip_id] = float(raw)
         return float(raw)
-
-    def _remember_deadline(self, trip_id: str, deadline: float) -> None:
-        if len(self._deadlines) >= DEADLINES_REMEMBERED:
-            del self._deadlines[next(iter(self._deadlines))]  # the oldest
-        self._deadlines[trip_id] = deadline
 
     async def usage(self, trip_id: str) -> TripUsage | None:
         """The trip's limits, use and deadline; None before its budgets are opened (or after they expired)."""

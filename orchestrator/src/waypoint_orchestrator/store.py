@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+from cachetools import LRUCache
 from opentelemetry import metrics
 from redis.exceptions import RedisError
 
@@ -152,9 +153,9 @@ class TripStore:
         # Whether a settled trip's language-model use is worth reading for the metrics (no
         # model configured: no trip used one).
         self.model_in_use = model_in_use
-        # Trip documents as this process last read or wrote them, most recent last: `update`
-        # starts from them (the script checks they are still the stored ones).
-        self._known: dict[str, str] = {}
+        # Trip documents as this process last read or wrote them (the most recently used
+        # trips'): `update` starts from them (the script checks they are still the stored ones).
+        self._known: LRUCache[str, str] = LRUCache(maxsize=DOCUMENTS_REMEMBERED)
         self._register_scripts()
 
     # The trip's keys (waypoint_common.keys): all under the hash tag {trip:<id>}.
@@ -188,7 +189,7 @@ class TripStore:
             ],
         )
         if outcome == "created":
-            self._remember(trip.id, document)
+            self._known[trip.id] = document
         return str(outcome)  # type: ignore[return-value]
 
     async def bury(self, trip_id: str) -> Literal["exists", "tombstoned"]:
@@ -209,7 +210,7 @@ class TripStore:
         if raw is None:
             self._known.pop(trip_id, None)
             raise TripNotFound(trip_id)
-        self._remember(trip_id, str(raw))
+        self._known[trip_id] = str(raw)
         return Trip.model_validate_json(raw)
 
     async def update(
@@ -265,20 +266,13 @@ class TripStore:
                 continue  # another writer got in first: the change runs again on what it wrote
             # Stored (`changed` to this very document: the script ran again after its answer was
             # lost, and found its own write).
-            self._remember(trip_id, document)
+            self._known[trip_id] = document
             for kind, data in events:
                 if kind == "trip.settled":
                     _record_settlement(trip, data)
                     if self.model_in_use:
                         await self._record_model_use(trip_id, data)
             return trip
-
-    def _remember(self, trip_id: str, document: str) -> None:
-        """Keep the trip's document as last read or written here (the most recent trips')."""
-        self._known.pop(trip_id, None)
-        self._known[trip_id] = document
-        if len(self._known) > DOCUMENTS_REMEMBERED:
-            del self._known[next(iter(self._known))]  # the least recently seen
 
     async def _run_append(
         self,

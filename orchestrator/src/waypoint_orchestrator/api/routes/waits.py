@@ -42,20 +42,16 @@ async def _wait_until(services: Services, trip: Trip, seconds: float, done: froz
     deadline = time.monotonic() + seconds
     async with services.events.subscribe(trip.id) as sub:
         trip = await services.store.get(trip.id)  # after subscribing: no change can slip by
-        unread = False  # the trip changed since it was read
         while trip.status not in done:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if unread:
-                    trip = await services.store.get(trip.id)  # answered as it now stands
-                break
-            woken = await sub.wait(left)
+            # Once the time is up this returns at once (and, unless a notice was already in, the
+            # trip is then read as it now is).
+            woken = await sub.wait(max(0.0, deadline - time.monotonic()))
             sub.clear()
             if woken and sub.status is not None and sub.status not in done:
-                unread = True  # the trip moved on, not to a status waited for
-                continue
+                continue  # the trip moved on, not to a status waited for
             trip = await services.store.get(trip.id)
-            unread = False
+            if time.monotonic() >= deadline:
+                break
     return await with_usage(services, trip)
 
 
